@@ -1,0 +1,120 @@
+"""IOB2 / IOBES TSV (CoNLL style: `token<TAB>tag` per line, blank line between sentences)
+<-> spaCy Docs.
+
+Malformed input raises :class:`CorpusFormatError` naming the file and line. An I- or E-
+tag that does not continue an entity of its type is repaired by starting a new entity
+(see :mod:`spacy_bioner.bio`); the number of repairs is reported by :func:`read_iob`.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, List, Sequence, Tuple, Union
+
+from spacy.tokens import Doc, Span
+from spacy.vocab import Vocab
+
+from ..bio import iob_to_spans, spans_to_iob, split_tag
+
+
+class CorpusFormatError(ValueError):
+    """Input data that cannot be read; the message names the file and line."""
+
+    def __init__(self, path: Union[str, Path], line: int, problem: str):
+        super().__init__(f"{path}, line {line}: {problem}")
+        self.path, self.line, self.problem = str(path), line, problem
+
+
+@dataclass
+class TaggedSentence:
+    tokens: List[str] = field(default_factory=list)
+    tags: List[str] = field(default_factory=list)
+    line: int = 0
+
+
+def read_tagged_sentences(path: Union[str, Path]) -> Iterator[TaggedSentence]:
+    """Sentences of a TSV file, validated line by line. `-DOCSTART-` lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such corpus file: {path}")
+    sentence = TaggedSentence()
+    n_sentences = 0
+    with path.open(encoding="utf8") as file:
+        for number, raw in enumerate(file, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                if sentence.tokens:
+                    n_sentences += 1
+                    yield sentence
+                sentence = TaggedSentence()
+                continue
+            if line.startswith("-DOCSTART-"):
+                continue
+            columns = line.split("\t")
+            if len(columns) < 2:
+                raise CorpusFormatError(path, number, f"expected 'token<TAB>tag', found no tab in {line!r}")
+            token, tag = columns[0], columns[-1].strip()
+            if not token.strip():
+                raise CorpusFormatError(path, number, "empty token")
+            try:
+                split_tag(tag)
+            except ValueError as err:
+                raise CorpusFormatError(path, number, str(err)) from None
+            if not sentence.tokens:
+                sentence.line = number
+            sentence.tokens.append(token)
+            sentence.tags.append(tag)
+    if sentence.tokens:
+        n_sentences += 1
+        yield sentence
+    if n_sentences == 0:
+        raise CorpusFormatError(path, 1, "the file holds no tagged tokens")
+
+
+def sentence_to_doc(vocab: Vocab, sentence: TaggedSentence) -> Doc:
+    """A Doc of one sentence with its entities in doc.ents.
+
+    Tokens containing whitespace are kept whole (spaCy allows them)."""
+    doc = Doc(vocab, words=sentence.tokens, spaces=[True] * (len(sentence.tokens) - 1) + [False])
+    doc.ents = [Span(doc, start, end, label=label) for start, end, label in iob_to_spans(sentence.tags)]
+    return doc
+
+
+def count_repairs(tags: Sequence[str]) -> int:
+    """Number of I-/E- tags that do not continue an entity of their own type."""
+    repairs = 0
+    previous = ("O", "")
+    for tag in tags:
+        prefix, label = split_tag(tag)
+        if prefix in ("I", "E") and not (previous[0] in ("B", "I") and previous[1] == label):
+            repairs += 1
+        previous = (prefix, label)
+    return repairs
+
+
+def read_iob(path: Union[str, Path], vocab: Vocab) -> Tuple[List[Doc], int]:
+    """Docs (one per sentence) of a TSV file and the number of repaired tags."""
+    docs, repairs = [], 0
+    for sentence in read_tagged_sentences(path):
+        docs.append(sentence_to_doc(vocab, sentence))
+        repairs += count_repairs(sentence.tags)
+    return docs, repairs
+
+
+def doc_to_tags(doc: Doc, scheme: str = "iob") -> List[Tuple[str, str]]:
+    """(token text, tag) pairs for a Doc's entities."""
+    spans = [(ent.start, ent.end, ent.label_) for ent in doc.ents]
+    return list(zip((token.text for token in doc), spans_to_iob(spans, len(doc), scheme)))
+
+
+def write_iob(docs: Iterable[Doc], path: Union[str, Path], scheme: str = "iob") -> int:
+    """Write docs as TSV in `scheme` ('iob' or 'iobes'); returns the number of sentences.
+    Tokens that are whitespace only are skipped, as they cannot be written as a line."""
+    n_sentences = 0
+    with Path(path).open("w", encoding="utf8") as file:
+        for doc in docs:
+            rows = [(text, tag) for text, tag in doc_to_tags(doc, scheme) if text.strip()]
+            if not rows:
+                continue
+            file.writelines(f"{text}\t{tag}\n" for text, tag in rows)
+            file.write("\n")
+            n_sentences += 1
+    return n_sentences

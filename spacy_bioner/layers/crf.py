@@ -1,0 +1,181 @@
+"""Linear-chain CRF over BIO tags: a Thinc layer holding the transition scores, and the
+batched forward-backward and Viterbi algorithms it needs (array code, CPU or GPU).
+
+The layer is the identity on the emission scores during the forward pass; it owns the
+``transitions`` (n_tags x n_tags), ``start`` and ``end`` parameters. The loss
+(:func:`crf_loss`) increments their gradients, so ``finish_update`` trains them like
+any other parameter. Transitions that are invalid in IOB2 (``O -> I-X``, ``B-X -> I-Y``,
+start -> ``I-X``) are forbidden in training and decoding alike, so decoded sequences
+are always valid and no repair rule is ever applied to predictions.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+from thinc.api import Model
+from thinc.types import Floats1d, Floats2d, Ints1d
+
+from ..bio import split_tag
+
+# Large enough to rule a path out, small enough to keep logsumexp finite.
+FORBIDDEN = -1.0e4
+
+
+def CRFTransitions(n_tags: Optional[int] = None) -> Model[List[Floats2d], List[Floats2d]]:
+    """Identity layer that owns the CRF transition, start and end scores."""
+    return Model(
+        "crf_transitions",
+        _identity_forward,
+        init=_init_transitions,
+        dims={"nO": n_tags},
+        params={"transitions": None, "start": None, "end": None},
+    )
+
+
+def _identity_forward(model: Model, X: List[Floats2d], is_train: bool):
+    return X, lambda dY: dY
+
+
+def _init_transitions(model: Model, X=None, Y=None) -> None:
+    n_tags = model.get_dim("nO")
+    model.set_param("transitions", model.ops.alloc2f(n_tags, n_tags))
+    model.set_param("start", model.ops.alloc1f(n_tags))
+    model.set_param("end", model.ops.alloc1f(n_tags))
+
+
+def bio_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Additive masks (0 or FORBIDDEN) for transitions and for the first tag."""
+    parsed = [split_tag(tag) for tag in tags]
+    transitions = numpy.zeros((len(tags), len(tags)), dtype="f")
+    start = numpy.zeros((len(tags),), dtype="f")
+    for j, (prefix, label) in enumerate(parsed):
+        if prefix != "I":
+            continue
+        start[j] = FORBIDDEN
+        for i, (prev_prefix, prev_label) in enumerate(parsed):
+            if prev_label != label or prev_prefix not in ("B", "I"):
+                transitions[i, j] = FORBIDDEN
+    return transitions, start
+
+
+def _logsumexp(xp, x, axis: int):
+    top = x.max(axis=axis, keepdims=True)
+    return (top + xp.log(xp.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def pad(xp, sequences: Sequence[Floats2d]) -> Tuple[numpy.ndarray, Ints1d]:
+    """Stack (length, n_tags) arrays into a zero-padded (batch, max_length, n_tags) array."""
+    lengths = xp.asarray([len(seq) for seq in sequences], dtype="i")
+    n_tags = sequences[0].shape[1]
+    padded = xp.zeros((len(sequences), int(lengths.max()), n_tags), dtype="f")
+    for i, seq in enumerate(sequences):
+        padded[i, : len(seq)] = seq
+    return padded, lengths
+
+
+def forward_backward(xp, emissions, lengths, transitions, start, end):
+    """Log partition function, tag marginals and expected transition counts.
+
+    emissions: (batch, time, n_tags), already masked; lengths: (batch,), all >= 1.
+    Returns log_z (batch,), marginals (batch, time, n_tags) (zero past each length)
+    and pair_counts (batch, n_tags, n_tags) summed over time.
+    """
+    batch, time, n_tags = emissions.shape
+    alphas = xp.zeros_like(emissions)
+    alpha = start[None, :] + emissions[:, 0]
+    alphas[:, 0] = alpha
+    for t in range(1, time):
+        step = _logsumexp(xp, alpha[:, :, None] + transitions[None], axis=1) + emissions[:, t]
+        alpha = xp.where((t < lengths)[:, None], step, alpha)
+        alphas[:, t] = alpha
+    log_z = _logsumexp(xp, alpha + end[None, :], axis=1)
+    betas = xp.zeros_like(emissions)
+    beta = xp.broadcast_to(end[None, :], (batch, n_tags)).copy()
+    betas[:, time - 1] = beta
+    for t in range(time - 2, -1, -1):
+        step = _logsumexp(xp, transitions[None] + (emissions[:, t + 1] + beta)[:, None, :], axis=2)
+        beta = xp.where((t + 1 < lengths)[:, None], step, end[None, :])
+        betas[:, t] = beta
+    valid = (xp.arange(time)[None, :] < lengths[:, None])[:, :, None]
+    marginals = xp.exp(alphas + betas - log_z[:, None, None]) * valid
+    pair_scores = (
+        alphas[:, :-1, :, None]
+        + transitions[None, None]
+        + (emissions[:, 1:] + betas[:, 1:])[:, :, None, :]
+        - log_z[:, None, None, None]
+    )
+    pair_counts = (xp.exp(pair_scores) * valid[:, 1:, :, None]).sum(axis=1)
+    return log_z, marginals, pair_counts
+
+
+def crf_loss(
+    crf: Model,
+    emissions: List[Floats2d],
+    gold: List[Ints1d],
+    forbidden_transitions,
+    forbidden_start,
+    scale: float = 1.0,
+) -> Tuple[float, List[Floats2d]]:
+    """Negative log-likelihood of the gold tags, summed over the batch and times `scale`.
+
+    A gold tag of -1 (missing or misaligned token) allows every tag at that position:
+    the likelihood is marginalised over the paths that agree with the known tags.
+    Increments the gradients of the CRF parameters and returns the loss and the
+    gradient of the emissions.
+    """
+    xp = crf.ops.xp
+    transitions = crf.get_param("transitions") + forbidden_transitions
+    start = crf.get_param("start") + forbidden_start
+    end = crf.get_param("end")
+    padded, lengths = pad(xp, emissions)
+    known = xp.zeros(padded.shape, dtype="f")
+    for i, tags in enumerate(gold):
+        rows = xp.arange(len(tags))
+        known[i, rows[tags >= 0], tags[tags >= 0]] = 1.0
+        known[i, rows[tags < 0]] = 1.0
+    log_z, marginals, pairs = forward_backward(xp, padded, lengths, transitions, start, end)
+    gold_mask = (1.0 - known) * FORBIDDEN
+    gold_z, gold_marginals, gold_pairs = forward_backward(xp, padded + gold_mask, lengths, transitions, start, end)
+    d_padded = (marginals - gold_marginals) * scale
+    last = lengths - 1
+    rows = xp.arange(len(emissions))
+    crf.inc_grad("transitions", (pairs - gold_pairs).sum(axis=0) * scale)
+    crf.inc_grad("start", d_padded[:, 0].sum(axis=0))
+    crf.inc_grad("end", d_padded[rows, last].sum(axis=0))
+    loss = float((log_z - gold_z).sum()) * scale
+    return loss, [d_padded[i, : len(seq)] for i, seq in enumerate(emissions)]
+
+
+def viterbi(xp, emissions, lengths, transitions, start, end) -> List[Ints1d]:
+    """Best tag sequence of each padded (batch, time, n_tags) emission array."""
+    batch, time, n_tags = emissions.shape
+    score = start[None, :] + emissions[:, 0]
+    backpointers = xp.zeros((batch, time, n_tags), dtype="i")
+    for t in range(1, time):
+        candidates = score[:, :, None] + transitions[None]
+        best_prev = candidates.argmax(axis=1)
+        step = candidates.max(axis=1) + emissions[:, t]
+        active = (t < lengths)[:, None]
+        score = xp.where(active, step, score)
+        backpointers[:, t] = xp.where(active, best_prev, xp.arange(n_tags)[None, :])
+    best_last = (score + end[None, :]).argmax(axis=1)
+    paths = []
+    for i in range(batch):
+        length = int(lengths[i])
+        path = [int(best_last[i])]
+        for t in range(length - 1, 0, -1):
+            path.append(int(backpointers[i, t, path[-1]]))
+        paths.append(xp.asarray(path[::-1], dtype="i"))
+    return paths
+
+
+def decode(
+    xp, emissions: List[Floats2d], transitions: Floats2d, start: Floats1d, end: Floats1d
+) -> List[Ints1d]:
+    """Viterbi paths for a list of (length, n_tags) arrays; empty docs give empty paths."""
+    nonempty = [i for i, seq in enumerate(emissions) if len(seq)]
+    paths: List[Ints1d] = [xp.zeros((0,), dtype="i") for _ in emissions]
+    if nonempty:
+        padded, lengths = pad(xp, [emissions[i] for i in nonempty])
+        for i, path in zip(nonempty, viterbi(xp, padded, lengths, transitions, start, end)):
+            paths[i] = path
+    return paths
