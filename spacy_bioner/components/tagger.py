@@ -12,12 +12,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
+from ..annotations import write_entities
 from ..bio import iob_to_spans, tag_inventory
 from ..layers.crf import bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
@@ -353,9 +354,6 @@ class BioTagger(TrainablePipe):
         for doc, path, confidence in zip(docs, *predictions):
             path = self.model.ops.to_numpy(path).tolist()
             confidence = self.model.ops.to_numpy(confidence)
-            spans = iob_to_spans([tags[i] for i in path])
-            group = SpanGroup(doc, name=self.spans_key, spans=[Span(doc, s, e, label=label) for s, e, label in spans])
-            group.attrs["scores"] = [float(confidence[s:e].mean()) for s, e, _ in spans]
-            doc.spans[self.spans_key] = group
-            if self.cfg["set_ents"]:
-                doc.ents = list(group)
+            spans = [Span(doc, s, e, label=label) for s, e, label in iob_to_spans([tags[i] for i in path])]
+            scores = [float(confidence[span.start : span.end].mean()) for span in spans]
+            write_entities(doc, self.spans_key, spans, scores, self.cfg["set_ents"])

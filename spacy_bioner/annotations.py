@@ -1,0 +1,33 @@
+"""Writing predicted entities to a Doc: the contract every predicting component follows.
+
+Predictions go to ``doc.spans[key]`` (overlaps allowed) with one score per span in
+``attrs["scores"]``; with ``set_ents`` a non-overlapping selection goes to ``doc.ents``.
+"""
+from typing import List, Sequence
+
+from spacy.tokens import Doc, Span, SpanGroup
+
+
+def select_non_overlapping(spans: Sequence[Span], scores: Sequence[float]) -> List[Span]:
+    """Greedy selection for doc.ents: highest score first, then longest, then leftmost."""
+    order = sorted(range(len(spans)), key=lambda i: (-scores[i], -len(spans[i]), spans[i].start))
+    taken = set()
+    chosen = []
+    for i in order:
+        span = spans[i]
+        if not taken.intersection(range(span.start, span.end)):
+            chosen.append(span)
+            taken.update(range(span.start, span.end))
+    return sorted(chosen, key=lambda span: span.start)
+
+
+def write_entities(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], set_ents: bool) -> None:
+    """Store spans and their scores in doc.spans[key] and, if set_ents, a
+    non-overlapping selection of them in doc.ents (replacing what was there)."""
+    if len(spans) != len(scores):
+        raise ValueError(f"Got {len(spans)} spans but {len(scores)} scores for span group {key!r}")
+    group = SpanGroup(doc, name=key, spans=list(spans))
+    group.attrs["scores"] = [float(score) for score in scores]
+    doc.spans[key] = group
+    if set_ents:
+        doc.ents = select_non_overlapping(spans, scores)
