@@ -23,7 +23,7 @@ from ..bio import iob_to_spans, tag_inventory
 from ..layers.crf import bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
-from ..weights import SCHEMES, class_weights
+from .common import check_scheme, resolve_class_weights, unknown_label_error
 
 DEFAULT_TAGGER_MODEL = """
 [model]
@@ -119,8 +119,7 @@ class BioTagger(TrainablePipe):
         class_weights: Optional[Dict[str, float]] = None,
         scorer: Optional[Callable] = make_entity_scorer(),
     ) -> None:
-        if scheme not in SCHEMES:
-            raise ValueError(f"[{name}] unknown setting scheme = {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
+        check_scheme(name, scheme)
         if model.attrs.get("output") == "crf" and (scheme != "none" or class_weights):
             raise ValueError(
                 f"[{name}] class weights do not apply to the CRF output (its loss is a sequence "
@@ -207,7 +206,15 @@ class BioTagger(TrainablePipe):
                 if tag is not None:
                     counts[tag] += 1
         self.cfg["tag_counts"] = counts
-        self.cfg["class_weights"] = self._resolve_weights(counts)
+        self.cfg["class_weights"] = resolve_class_weights(
+            self.name,
+            self.tags,
+            counts,
+            self.explicit_weights,
+            self.cfg["scheme"],
+            self.cfg["beta"],
+            self.cfg["weight_strength"],
+        )
         self._weights_cache = None
         n_tags = len(self.tags)
         self.model.get_ref("output").set_dim("nO", n_tags)
@@ -215,18 +222,6 @@ class BioTagger(TrainablePipe):
             self.model.get_ref("crf").set_dim("nO", n_tags)
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample)
-
-    def _resolve_weights(self, counts: Dict[str, int]) -> Dict[str, float]:
-        if self.explicit_weights is None:
-            return class_weights(counts, self.cfg["scheme"], self.cfg["beta"], self.cfg["weight_strength"])
-        unknown = sorted(set(self.explicit_weights) - set(self.tags))
-        missing = sorted(set(self.tags) - set(self.explicit_weights))
-        if unknown or missing:
-            raise ValueError(
-                f"[{self.name}] class_weights must give one weight per tag {self.tags}; "
-                f"unknown tags: {unknown}, missing tags: {missing}"
-            )
-        return {tag: float(self.explicit_weights[tag]) for tag in self.tags}
 
     def _aligned_tags(self, example: Example, index: int) -> List[Optional[str]]:
         """IOB2 gold tag of each predicted token; None where unknown or misaligned."""
@@ -239,10 +234,7 @@ class BioTagger(TrainablePipe):
             else:
                 prefix, label = biluo.split("-", 1)
                 if label not in self.cfg["labels"]:
-                    raise ValueError(
-                        f"[{self.name}] example {index} has entity type {label!r}, which the component "
-                        f"was not given (known types: {list(self.labels)}); add it to the labels."
-                    )
+                    raise unknown_label_error(self.name, index, label, self.labels)
                 tags.append(f"{_BILUO_TO_IOB[prefix]}-{label}")
         return tags
 

@@ -16,10 +16,11 @@ from ..bio import iob_to_spans, spans_to_iob, split_tag
 
 
 class CorpusFormatError(ValueError):
-    """Input data that cannot be read; the message names the file and line."""
+    """Input data that cannot be read; the message names the file and the line (or
+    another unit, such as a JSON record)."""
 
-    def __init__(self, path: Union[str, Path], line: int, problem: str):
-        super().__init__(f"{path}, line {line}: {problem}")
+    def __init__(self, path: Union[str, Path], line: int, problem: str, unit: str = "line"):
+        super().__init__(f"{path}, {unit} {line}: {problem}")
         self.path, self.line, self.problem = str(path), line, problem
 
 

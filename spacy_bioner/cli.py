@@ -1,0 +1,95 @@
+"""The `bioner` command line (also `python -m spacy_bioner`)."""
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+import typer
+from spacy.tokens import DocBin
+
+from .corpora import CorpusFormatError, read_iob, write_iob
+from .corpora.iob import doc_to_tags
+from .weights import SCHEMES, class_weights
+
+app = typer.Typer(help="spacy-bioner: biomedical NER and relation extraction for spaCy.", no_args_is_help=True)
+
+
+class TagFormat(str, Enum):
+    iob = "iob"
+    iobes = "iobes"
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _read_docs(path: Path, nlp) -> List:
+    """Docs from a .spacy file or an IOB/IOBES TSV file."""
+    if path.suffix == ".spacy":
+        if not path.is_file():
+            _fail(f"No such file: {path}")
+        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    try:
+        docs, _ = read_iob(path, nlp.vocab)
+    except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
+        _fail(str(err))
+    return docs
+
+
+@app.command()
+def convert(
+    tag_format: TagFormat = typer.Argument(..., metavar="FORMAT", help="Tag scheme of the TSV side: iob or iobes."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="TSV file (token<TAB>tag), or a .spacy file."),
+    output_path: Path = typer.Argument(..., metavar="OUTPUT", help=".spacy file, or a TSV file when INPUT is .spacy."),
+    lang: str = typer.Option("en", help="Language of the blank pipeline whose vocab the docs use."),
+) -> None:
+    """Convert IOB/IOBES TSV to a spaCy DocBin (one doc per sentence), or back."""
+    nlp = spacy.blank(lang)
+    if input_path.suffix == ".spacy":
+        n = write_iob(_read_docs(input_path, nlp), output_path, tag_format.value)
+        typer.echo(f"Wrote {n} sentences to {output_path} ({tag_format.value})")
+        return
+    if output_path.suffix != ".spacy":
+        _fail(f"OUTPUT must end in .spacy when INPUT is a TSV file: {output_path}")
+    try:
+        docs, repairs = read_iob(input_path, nlp.vocab)
+    except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
+        _fail(str(err))
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs).to_disk(output_path)
+    n_ents = sum(len(doc.ents) for doc in docs)
+    typer.echo(f"Wrote {len(docs)} sentences, {n_ents} entities to {output_path}")
+    if repairs:
+        typer.echo(f"Repaired {repairs} I-/E- tags that did not continue an entity (read as the start of a new one)")
+
+
+def tag_counts(docs) -> Dict[str, int]:
+    """Token-level IOB2 tag counts of the docs' entities."""
+    counts: Counter = Counter()
+    for doc in docs:
+        counts.update(tag for _, tag in doc_to_tags(doc))
+    return dict(sorted(counts.items(), key=lambda item: (item[0] != "O", item[0][2:], item[0])))
+
+
+@app.command()
+def weights(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Training data: IOB TSV or .spacy."),
+    scheme: str = typer.Option("welt", help="Scheme to mark with * in the table."),
+    beta: float = typer.Option(0.9, help="ENS beta."),
+    strength: float = typer.Option(1.0, help="Weight strength (exponent)."),
+) -> None:
+    """Print the tag counts of a corpus and its class weights under every scheme."""
+    if scheme not in SCHEMES:
+        _fail(f"Unknown scheme {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
+    counts = tag_counts(_read_docs(input_path, spacy.blank("en")))
+    if not counts:
+        _fail(f"{input_path} has no tokens")
+    table = {name: class_weights(counts, name, beta, strength) for name in SCHEMES}
+    headers = ["tag", "count"] + [f"{name}{'*' if name == scheme else ''}" for name in SCHEMES]
+    rows = [[tag, str(n)] + [f"{table[name][tag]:.4f}" for name in SCHEMES] for tag, n in counts.items()]
+    widths = [max(len(row[i]) for row in rows + [headers]) for i in range(len(headers))]
+    for row in [headers] + rows:
+        typer.echo("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
+    typer.echo(f"(ens with beta={beta}; strength={strength}; * = --scheme)")

@@ -1,0 +1,42 @@
+"""Glue shared by the trainable components: class-weight settings and label errors,
+so every component validates and reports them the same way."""
+from typing import Dict, Iterable, Mapping, Optional, Sequence
+
+from ..weights import SCHEMES, class_weights
+
+
+def check_scheme(name: str, scheme: str) -> None:
+    """A clear error for an unknown weighting scheme, naming the component."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"[{name}] unknown setting scheme = {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
+
+
+def resolve_class_weights(
+    name: str,
+    classes: Sequence[str],
+    counts: Mapping[str, int],
+    explicit: Optional[Mapping[str, float]],
+    scheme: str,
+    beta: float,
+    strength: float,
+) -> Dict[str, float]:
+    """The loss weight of each class: the explicit weights from the config if given
+    (one per class, checked), else the scheme applied to the training counts."""
+    if explicit is None:
+        return class_weights(counts, scheme, beta, strength)
+    unknown = sorted(set(explicit) - set(classes))
+    missing = sorted(set(classes) - set(explicit))
+    if unknown or missing:
+        raise ValueError(
+            f"[{name}] class_weights must give one weight per class {list(classes)}; "
+            f"unknown classes: {unknown}, missing classes: {missing}"
+        )
+    return {label: float(explicit[label]) for label in classes}
+
+
+def unknown_label_error(name: str, index: int, label: str, known: Iterable[str]) -> ValueError:
+    """The error for an entity type in the data that the component was not given."""
+    return ValueError(
+        f"[{name}] example {index} has entity type {label!r}, which the component "
+        f"was not given (known types: {list(known)}); add it to the labels."
+    )

@@ -1,0 +1,179 @@
+import random
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+
+from spacy_bioner.scoring import score_entities
+
+from .conftest import tiny_tok2vec
+
+SENTENCES = [
+    ("Aspirin induced Reye syndrome in children .", [(0, 1, "Chemical"), (2, 4, "Disease")]),
+    ("Cisplatin causes acute kidney injury .", [(0, 1, "Chemical"), (2, 5, "Disease")]),
+    ("No adverse events were seen .", []),
+    ("Patients with breast cancer received tamoxifen daily .", [(2, 4, "Disease"), (5, 6, "Chemical")]),
+    ("Haloperidol may trigger neuroleptic malignant syndrome .", [(0, 1, "Chemical"), (3, 6, "Disease")]),
+]
+
+
+def make_examples(nlp):
+    examples = []
+    for text, spans in SENTENCES:
+        reference = Doc(nlp.vocab, words=text.split())
+        reference.ents = [Span(reference, s, e, label=label) for s, e, label in spans]
+        examples.append(Example(nlp.make_doc(text), reference))
+    return examples
+
+
+def make_nlp(output="softmax", scheme="welt", **config):
+    nlp = spacy.blank("en")
+    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": tiny_tok2vec()}
+    nlp.add_pipe("bioner_tagger", config={"model": model, "scheme": scheme, **config})
+    return nlp
+
+
+def train(nlp, examples, n_iter=40, seed=0):
+    random.seed(seed)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(n_iter):
+        random.shuffle(examples)
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    return nlp
+
+
+@pytest.fixture(scope="module", params=[("softmax", "welt"), ("crf", "none")], ids=["softmax", "crf"])
+def trained(request):
+    spacy.util.fix_random_seed(0)
+    output, scheme = request.param
+    nlp = make_nlp(output, scheme)
+    examples = make_examples(nlp)
+    return train(nlp, examples), examples
+
+
+def test_overfits_tiny_set_to_perfect_f1(trained):
+    nlp, examples = trained
+    scores = score_entities([Example(nlp(eg.reference.text), eg.reference) for eg in examples])
+    assert scores["ents_f"] == 1.0
+
+
+def test_writes_span_group_with_scores_and_ents(trained):
+    nlp, _ = trained
+    doc = nlp("Aspirin induced Reye syndrome in children .")
+    group = doc.spans["bioner_tagger"]
+    assert [(s.text, s.label_) for s in group] == [("Aspirin", "Chemical"), ("Reye syndrome", "Disease")]
+    assert len(group.attrs["scores"]) == 2 and all(0.5 < s <= 1.0 for s in group.attrs["scores"])
+    assert list(doc.ents) == list(group)
+
+
+def test_disk_round_trip_gives_identical_predictions(trained, tmp_path):
+    nlp, examples = trained
+    texts = [eg.reference.text for eg in examples]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("bioner_tagger").cfg["class_weights"] == pytest.approx(nlp.get_pipe("bioner_tagger").cfg["class_weights"])
+    for before, after in zip(nlp.pipe(texts), loaded.pipe(texts)):
+        assert [(e.start, e.end, e.label_) for e in before.ents] == [(e.start, e.end, e.label_) for e in after.ents]
+        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(after.spans["bioner_tagger"].attrs["scores"])
+
+
+def test_pipe_equals_call_and_survives_docbin(trained):
+    nlp, examples = trained
+    texts = [eg.reference.text for eg in examples] + ["", "   "]
+    piped = list(nlp.pipe(texts, batch_size=3))
+    called = [nlp(text) for text in texts]
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in piped] == [[(e.start, e.end, e.label_) for e in d.ents] for d in called]
+    restored = list(DocBin(docs=piped, store_user_data=True).get_docs(nlp.vocab))
+    assert [d.spans["bioner_tagger"].attrs["scores"] for d in restored] == [d.spans["bioner_tagger"].attrs["scores"] for d in piped]
+
+
+def test_empty_and_whitespace_docs(trained):
+    nlp, _ = trained
+    for text in ["", " ", "\n\n"]:
+        doc = nlp(text)
+        assert len(doc.spans["bioner_tagger"]) == len(doc.ents) == 0
+
+
+def test_entry_points_work_in_a_fresh_process(trained, tmp_path):
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "pipeline")
+    code = (
+        "import spacy, sys\n"
+        "blank = spacy.blank('en'); blank.add_pipe('bioner_tagger')\n"
+        "assert 'spacy_bioner.components.tagger' in sys.modules\n"
+        f"nlp = spacy.load({str(tmp_path / 'pipeline')!r})\n"
+        "print([(e.text, e.label_) for e in nlp('Cisplatin causes acute kidney injury .').ents])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "('Cisplatin', 'Chemical')" in result.stdout
+
+
+def test_class_weights_are_computed_from_training_tags():
+    nlp = make_nlp(scheme="ins")
+    train(nlp, make_examples(nlp), n_iter=1)
+    tagger = nlp.get_pipe("bioner_tagger")
+    counts = tagger.cfg["tag_counts"]
+    assert counts["B-Chemical"] == 4 and counts["I-Disease"] == 6
+    weights = tagger.cfg["class_weights"]
+    assert weights["B-Chemical"] / weights["O"] == pytest.approx(counts["O"] / 4)
+
+
+def test_explicit_class_weights_must_cover_every_tag():
+    nlp = make_nlp(class_weights={"O": 1.0, "B-Chemical": 2.0})
+    with pytest.raises(ValueError, match="missing classes.*I-Chemical"):
+        nlp.initialize(lambda: make_examples(nlp))
+
+
+def test_explicit_class_weights_are_used():
+    weights = {"O": 0.5, "B-Chemical": 2.0, "I-Chemical": 2.0, "B-Disease": 3.0, "I-Disease": 3.0}
+    nlp = make_nlp(class_weights=weights)
+    nlp.initialize(lambda: make_examples(nlp))
+    assert nlp.get_pipe("bioner_tagger").cfg["class_weights"] == weights
+
+
+def test_unknown_entity_type_in_training_data_is_reported():
+    nlp = make_nlp()
+    with pytest.raises(ValueError, match="entity type 'Disease'.*not given"):
+        nlp.get_pipe("bioner_tagger").initialize(lambda: make_examples(nlp), nlp=nlp, labels=["Chemical"])
+
+
+def test_labels_from_init_labels_are_used():
+    nlp = make_nlp()
+    nlp.get_pipe("bioner_tagger").initialize(lambda: make_examples(nlp), nlp=nlp, labels=["Disease", "Chemical", "Gene"])
+    tagger = nlp.get_pipe("bioner_tagger")
+    assert tagger.label_data == ["Disease", "Chemical", "Gene"]
+    assert tagger.tags[0] == "O" and len(tagger.tags) == 7
+
+
+def test_misaligned_tokens_are_ignored_in_training():
+    nlp = make_nlp()
+    reference = Doc(nlp.vocab, words=["IL-2", "gene"], spaces=[True, False])
+    reference.ents = [Span(reference, 0, 1, label="Gene")]
+    predicted = Doc(nlp.vocab, words=["IL", "-2", "gene"], spaces=[False, True, False])
+    example = Example(predicted, reference)
+    nlp.initialize(lambda: [example])
+    losses = nlp.update([example])
+    assert losses["bioner_tagger"] >= 0.0
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"scheme": "focal"}, "scheme = 'focal'"),
+        ({"output": "crf", "scheme": "welt"}, "CRF output"),
+        ({"output": "linear"}, "Unknown tagger output 'linear'"),
+    ],
+)
+def test_invalid_config_is_named(config, message):
+    with pytest.raises(Exception, match=message):
+        make_nlp(**config)
+
+
+def test_cannot_add_labels_after_initialize():
+    nlp = make_nlp()
+    nlp.initialize(lambda: make_examples(nlp))
+    with pytest.raises(ValueError, match="after the model is initialized"):
+        nlp.get_pipe("bioner_tagger").add_label("Gene")
