@@ -5,11 +5,13 @@ from pathlib import Path
 from typing import Dict, List
 
 import spacy
+import srsly
 import typer
 from spacy.tokens import DocBin
 
 from .corpora import CorpusFormatError, read_iob, write_iob
 from .corpora.iob import doc_to_tags
+from .evaluation import errors_html, evaluate_examples, format_table, predict_examples
 from .weights import SCHEMES, class_weights
 
 app = typer.Typer(help="spacy-bioner: biomedical NER and relation extraction for spaCy.", no_args_is_help=True)
@@ -93,3 +95,31 @@ def weights(
     for row in [headers] + rows:
         typer.echo("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
     typer.echo(f"(ens with beta={beta}; strength={strength}; * = --scheme)")
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
+    data: Path = typer.Argument(..., help="Gold data: .spacy, or IOB/IOBES TSV."),
+    output: Path = typer.Option(None, help="Write the scores and error counts to this JSON file."),
+    html: Path = typer.Option(None, help="Write an HTML page listing every error in context."),
+    spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
+    batch_size: int = typer.Option(256, help="Batch size for nlp.pipe."),
+) -> None:
+    """Strict P/R/F per entity type and error categories (each error counted once)."""
+    try:
+        nlp = spacy.load(model)
+    except OSError as err:
+        _fail(f"Cannot load pipeline {model!r}: {err}")
+    references = _read_docs(data, nlp)
+    examples = predict_examples(nlp, references, batch_size)
+    results = evaluate_examples(examples, spans_key, spans_key)
+    typer.echo(format_table(results))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, results)
+        typer.echo(f"\nWrote {output}")
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(errors_html(examples, spans_key, spans_key), encoding="utf8")
+        typer.echo(f"Wrote {html}")

@@ -5,7 +5,7 @@ boundaries and its type both match a gold entity. Character offsets make the sco
 independent of tokenization, as in spaCy's own span scorer.
 """
 from collections import Counter
-from typing import Any, Callable, Dict, Hashable, Iterable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -77,3 +77,51 @@ def make_entity_scorer(spans_key: Optional[str] = None) -> Callable[..., Dict[st
         return score_entities(examples, spans_key, spans_key, prefix=f"spans_{spans_key}")
 
     return score
+
+
+ERROR_TYPES = ("false_positive", "false_negative", "wrong_label", "wrong_boundary", "wrong_label_and_boundary")
+
+
+def _overlaps(a: Entity, b: Entity) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def categorize_errors(predicted: Set[Entity], gold: Set[Entity]) -> List[Tuple[str, Optional[Entity], Optional[Entity]]]:
+    """Every error of one document, counted once (the FairEval idea).
+
+    Exact matches are correct. The rest are paired one-to-one, in this order: same
+    boundaries with another label (wrong_label), overlapping with the same label
+    (wrong_boundary), overlapping with another label (wrong_label_and_boundary);
+    what stays unpaired is a false_positive (prediction) or false_negative (gold).
+    Returns (category, predicted entity or None, gold entity or None) triples.
+    """
+    pred_left = sorted(predicted - gold)
+    gold_left = sorted(gold - predicted)
+    errors: List[Tuple[str, Optional[Entity], Optional[Entity]]] = []
+    rules = (
+        ("wrong_label", lambda p, g: p[:2] == g[:2]),
+        ("wrong_boundary", lambda p, g: p[2] == g[2] and _overlaps(p, g)),
+        ("wrong_label_and_boundary", lambda p, g: p[2] != g[2] and _overlaps(p, g)),
+    )
+    for category, matches in rules:
+        for p in list(pred_left):
+            partner = next((g for g in gold_left if matches(p, g)), None)
+            if partner is not None:
+                errors.append((category, p, partner))
+                pred_left.remove(p)
+                gold_left.remove(partner)
+    errors += [("false_positive", p, None) for p in pred_left]
+    errors += [("false_negative", None, g) for g in gold_left]
+    return errors
+
+
+def count_errors(pairs: Iterable[Tuple[Set[Entity], Set[Entity]]]) -> Dict[str, Any]:
+    """Error counts per category, overall and per (gold, else predicted) entity type."""
+    total = Counter({category: 0 for category in ERROR_TYPES})
+    per_type: Dict[str, Counter] = {}
+    for predicted, gold in pairs:
+        for category, p, g in categorize_errors(predicted, gold):
+            label = (g or p)[2]
+            total[category] += 1
+            per_type.setdefault(label, Counter({c: 0 for c in ERROR_TYPES}))[category] += 1
+    return {"total": dict(total), "per_type": {label: dict(c) for label, c in sorted(per_type.items())}}

@@ -1,0 +1,78 @@
+"""Evaluating a pipeline on gold documents: strict P/R/F per type, error categories
+counted once, and an HTML page listing every error in its sentence."""
+import html
+from typing import Any, Dict, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from .scoring import categorize_errors, count_errors, doc_entities, gold_entities, score_entities
+
+
+def predict_examples(nlp: Language, references: Sequence[Doc], batch_size: int = 256) -> List[Example]:
+    """Run the pipeline over the raw text of each reference doc, as `spacy evaluate` does."""
+    predictions = nlp.pipe((doc.text for doc in references), batch_size=batch_size)
+    return [Example(pred, ref) for pred, ref in zip(predictions, references)]
+
+
+def evaluate_examples(examples: Sequence[Example], pred_key: Optional[str] = None, gold_key: Optional[str] = None) -> Dict[str, Any]:
+    """Scores and error counts of predicted vs reference entities.
+
+    pred_key: read predictions from this span group instead of doc.ents.
+    gold_key: read gold entities from this span group where the reference has it.
+    """
+    pairs = [(doc_entities(eg.predicted, pred_key), gold_entities(eg.reference, gold_key)) for eg in examples]
+    scores = score_entities(examples, pred_key, gold_key)
+    return {
+        "p": scores["ents_p"],
+        "r": scores["ents_r"],
+        "f": scores["ents_f"],
+        "per_type": scores["ents_per_type"],
+        "errors": count_errors(pairs),
+        "n_docs": len(examples),
+        "n_gold": sum(len(gold) for _, gold in pairs),
+        "n_predicted": sum(len(pred) for pred, _ in pairs),
+    }
+
+
+def format_table(results: Dict[str, Any]) -> str:
+    """Per-type P/R/F and the error counts as plain-text tables."""
+    lines = [f"{'type':<24}{'P':>8}{'R':>8}{'F1':>8}"]
+    for label, prf in results["per_type"].items():
+        lines.append(f"{label:<24}{100 * prf['p']:>8.2f}{100 * prf['r']:>8.2f}{100 * prf['f']:>8.2f}")
+    lines.append(f"{'ALL (micro)':<24}{100 * results['p']:>8.2f}{100 * results['r']:>8.2f}{100 * results['f']:>8.2f}")
+    categories = list(results["errors"]["total"])
+    lines += ["", "errors (each counted once)", f"{'type':<24}" + "".join(f"{c:>{len(c) + 2}}" for c in categories)]
+    for label, counts in list(results["errors"]["per_type"].items()) + [("ALL", results["errors"]["total"])]:
+        lines.append(f"{label:<24}" + "".join(f"{counts[c]:>{len(c) + 2}}" for c in categories))
+    return "\n".join(lines)
+
+
+def _mark(text: str, entity, css: str) -> str:
+    start, end, label = entity
+    return (
+        html.escape(text[:start])
+        + f'<mark class="{css}">{html.escape(text[start:end])}<sup>{html.escape(label)}</sup></mark>'
+        + html.escape(text[end:])
+    )
+
+
+def errors_html(examples: Sequence[Example], pred_key: Optional[str] = None, gold_key: Optional[str] = None) -> str:
+    """A self-contained HTML page with one row per error: category, the prediction and
+    the gold entity, each marked in its sentence."""
+    rows = []
+    for i, eg in enumerate(examples):
+        text = eg.reference.text
+        errors = categorize_errors(doc_entities(eg.predicted, pred_key), gold_entities(eg.reference, gold_key))
+        for category, predicted, gold in errors:
+            pred_cell = _mark(eg.predicted.text, predicted, "pred") if predicted else "&mdash;"
+            gold_cell = _mark(text, gold, "gold") if gold else "&mdash;"
+            rows.append(f"<tr><td>{i}</td><td>{category}</td><td>{pred_cell}</td><td>{gold_cell}</td></tr>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>spacy-bioner errors</title><style>"
+        "body{font-family:sans-serif}td{vertical-align:top;padding:4px;border-bottom:1px solid #ddd}"
+        "mark.pred{background:#fdd}mark.gold{background:#dfd}sup{font-size:70%;margin-left:2px}"
+        "</style></head><body><h1>Errors</h1><table><tr><th>doc</th><th>category</th>"
+        "<th>prediction</th><th>gold</th></tr>" + "".join(rows) + "</table></body></html>"
+    )
