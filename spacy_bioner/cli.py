@@ -1,14 +1,16 @@
 """The `bioner` command line (also `python -m spacy_bioner`)."""
+import time
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import spacy
 import srsly
 import typer
 from spacy.tokens import DocBin
 
+from .annotate import INPUT_FORMATS, OUTPUT_FORMATS, Summary, Writer, annotate_records, guess_input_format, iter_inputs
 from .corpora import CorpusFormatError, read_iob, write_iob
 from .corpora.iob import doc_to_tags
 from .evaluation import errors_html, evaluate_examples, format_table, predict_examples
@@ -107,10 +109,7 @@ def evaluate(
     batch_size: int = typer.Option(256, help="Batch size for nlp.pipe."),
 ) -> None:
     """Strict P/R/F per entity type and error categories (each error counted once)."""
-    try:
-        nlp = spacy.load(model)
-    except OSError as err:
-        _fail(f"Cannot load pipeline {model!r}: {err}")
+    nlp = _load_pipeline(model)
     references = _read_docs(data, nlp)
     examples = predict_examples(nlp, references, batch_size)
     results = evaluate_examples(examples, spans_key, spans_key)
@@ -123,3 +122,68 @@ def evaluate(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(errors_html(examples, spans_key, spans_key), encoding="utf8")
         typer.echo(f"Wrote {html}")
+
+
+def _load_pipeline(model: str):
+    try:
+        return spacy.load(model)
+    except OSError as err:
+        _fail(f"Cannot load pipeline {model!r}: {err}")
+
+
+@app.command()
+def annotate(
+    model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Text file (a doc per line), JSONL (id, text), PubTator, or a directory of .txt files."),
+    output_path: Path = typer.Argument(..., metavar="OUTPUT", help="JSONL or PubTator file, or a directory for BRAT."),
+    input_format: str = typer.Option("auto", help=f"auto or one of: {', '.join(INPUT_FORMATS)}."),
+    output_format: str = typer.Option("jsonl", help=f"One of: {', '.join(OUTPUT_FORMATS)}."),
+    batch_size: int = typer.Option(64, help="Documents per nlp.pipe batch."),
+    n_process: int = typer.Option(1, help="Processes on this machine."),
+    max_chars: int = typer.Option(1_000_000, help="Longer documents are reported as bad and skipped."),
+    dask: Optional[str] = typer.Option(None, help="Run on Dask: a scheduler address, or local:N for N local workers."),
+) -> None:
+    """Annotate a corpus, resuming after the ids already in OUTPUT. Bad documents are
+    reported and counted, never fatal."""
+    from tqdm import tqdm
+
+    fmt = guess_input_format(input_path) if input_format == "auto" else input_format
+    if fmt not in INPUT_FORMATS or output_format not in OUTPUT_FORMATS:
+        _fail(f"Unknown format: input {fmt!r} (valid: {', '.join(INPUT_FORMATS)}), output {output_format!r} (valid: {', '.join(OUTPUT_FORMATS)})")
+    if not input_path.exists():
+        _fail(f"No such input: {input_path}")
+    writer = Writer(output_path, output_format)
+    summary = Summary()
+    start = time.perf_counter()
+    records = iter_inputs(input_path, fmt, max_chars)
+    with tqdm(unit="doc", desc="annotating", disable=None) as progress:
+        try:
+            if dask is None:
+                annotate_records(_load_pipeline(model), records, writer, summary, batch_size, n_process, progress)
+            else:
+                _annotate_on_dask(dask, model, records, writer, summary, batch_size, progress)
+        except CorpusFormatError as err:
+            _fail(str(err))
+        finally:
+            writer.close()
+    summary.seconds = time.perf_counter() - start
+    for doc_id, problem in summary.bad:
+        typer.secho(f"skipped {doc_id}: {problem}", fg=typer.colors.YELLOW, err=True)
+    rate = summary.n_annotated / summary.seconds if summary.seconds else 0.0
+    typer.echo(
+        f"annotated {summary.n_annotated} documents ({summary.n_words} words) in {summary.seconds:.1f} s "
+        f"({rate:.1f} docs/s); {summary.n_resumed} already in the output; {len(summary.bad)} bad documents skipped"
+    )
+
+
+def _annotate_on_dask(address: str, model: str, records, writer: Writer, summary: Summary, batch_size: int, progress) -> None:
+    from .distributed import annotate_on_cluster, local_cluster
+
+    if address.startswith("local:"):
+        client = local_cluster(int(address.split(":", 1)[1]))
+    else:
+        from dask.distributed import Client
+
+        client = Client(address)
+    with client:
+        annotate_on_cluster(client, model, records, writer, summary, batch_size=batch_size, progress=progress)
