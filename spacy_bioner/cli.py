@@ -187,3 +187,28 @@ def _annotate_on_dask(address: str, model: str, records, writer: Writer, summary
         client = Client(address)
     with client:
         annotate_on_cluster(client, model, records, writer, summary, batch_size=batch_size, progress=progress)
+
+
+@app.command()
+def visualize(
+    model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
+    source: str = typer.Argument(..., metavar="TEXT|DATA", help="A text, or a file: .spacy, IOB TSV, or plain text (a doc per line)."),
+    output: Path = typer.Option(Path("bioner.html"), help="HTML file to write."),
+    limit: int = typer.Option(50, help="At most this many documents."),
+) -> None:
+    """An HTML page (displaCy) with the entities, span groups and relation arcs."""
+    from .visualize import render_page
+
+    nlp = _load_pipeline(model)
+    path = Path(source)
+    if len(source) < 4096 and path.is_file():
+        if path.suffix in (".spacy", ".tsv", ".iob", ".conll"):
+            texts = [doc.text for doc in _read_docs(path, nlp)]
+        else:
+            texts = [line for line in path.read_text(encoding="utf8", errors="replace").splitlines() if line.strip()]
+    else:
+        texts = [source]
+    docs = list(nlp.pipe(texts[:limit]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_page(docs, title=f"{model}: {len(docs)} documents"), encoding="utf8")
+    typer.echo(f"Wrote {output} ({len(docs)} documents)")

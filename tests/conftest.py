@@ -1,6 +1,10 @@
+import random
 from pathlib import Path
 
 import pytest
+import spacy
+from spacy.tokens import Doc, Span
+from spacy.training import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -25,3 +29,48 @@ def tiny_tok2vec(width: int = 32) -> dict:
         "subword_features": True,
         "pretrained_vectors": None,
     }
+
+
+SENTENCES = [
+    ("Aspirin induced Reye syndrome in children .", [(0, 1, "Chemical"), (2, 4, "Disease")]),
+    ("Cisplatin causes acute kidney injury .", [(0, 1, "Chemical"), (2, 5, "Disease")]),
+    ("No adverse events were seen .", []),
+    ("Patients with breast cancer received tamoxifen daily .", [(2, 4, "Disease"), (5, 6, "Chemical")]),
+    ("Haloperidol may trigger neuroleptic malignant syndrome .", [(0, 1, "Chemical"), (3, 6, "Disease")]),
+]
+
+
+def make_examples(nlp):
+    examples = []
+    for text, spans in SENTENCES:
+        reference = Doc(nlp.vocab, words=text.split())
+        reference.ents = [Span(reference, s, e, label=label) for s, e, label in spans]
+        examples.append(Example(nlp.make_doc(text), reference))
+    return examples
+
+
+def make_nlp(output="softmax", scheme="welt", **config):
+    nlp = spacy.blank("en")
+    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": tiny_tok2vec()}
+    nlp.add_pipe("bioner_tagger", config={"model": model, "scheme": scheme, **config})
+    return nlp
+
+
+def train(nlp, examples, n_iter=40, seed=0):
+    random.seed(seed)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(n_iter):
+        random.shuffle(examples)
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    return nlp
+
+
+@pytest.fixture(scope="session")
+def tagger_model_dir(tmp_path_factory) -> str:
+    """A tiny bioner_tagger pipeline trained on SENTENCES, saved to disk."""
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp()
+    train(nlp, make_examples(nlp))
+    path = tmp_path_factory.mktemp("tagger") / "model"
+    nlp.to_disk(path)
+    return str(path)

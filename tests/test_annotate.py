@@ -1,13 +1,9 @@
 import json
 
-import pytest
-import spacy
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
 from spacy_bioner.corpora.pubtator import iter_pubtator
-
-from .test_tagger import make_examples, make_nlp, train
 
 runner = CliRunner()
 TEXTS = [
@@ -18,23 +14,13 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    spacy.util.fix_random_seed(0)
-    nlp = make_nlp()
-    train(nlp, make_examples(nlp))
-    path = tmp_path_factory.mktemp("annotate") / "model"
-    nlp.to_disk(path)
-    return str(path)
-
-
 def _jsonl(path, rows):
     path.write_text("".join(row if isinstance(row, str) else json.dumps(row) + "\n" for row in rows), encoding="utf8")
     return path
 
 
-def _annotate(model_dir, source, output, *options):
-    result = runner.invoke(app, ["annotate", model_dir, str(source), str(output), *options])
+def _annotate(tagger_model_dir, source, output, *options):
+    result = runner.invoke(app, ["annotate", tagger_model_dir, str(source), str(output), *options])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -43,9 +29,9 @@ def _read(path):
     return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
 
 
-def test_jsonl_output_has_offsets_types_scores_and_sources(model_dir, tmp_path):
+def test_jsonl_output_has_offsets_types_scores_and_sources(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
-    output = _annotate(model_dir, source, tmp_path / "out.jsonl")
+    output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl")
     rows = _read(tmp_path / "out.jsonl")
     assert [row["id"] for row in rows] == ["0", "1", "2", "3"]
     first = rows[0]
@@ -56,7 +42,7 @@ def test_jsonl_output_has_offsets_types_scores_and_sources(model_dir, tmp_path):
     assert "annotated 4 documents" in output
 
 
-def test_bad_lines_in_the_middle_are_reported_counted_and_skipped(model_dir, tmp_path):
+def test_bad_lines_in_the_middle_are_reported_counted_and_skipped(tagger_model_dir, tmp_path):
     rows = [
         {"id": "a", "text": TEXTS[0]},
         "{not json\n",
@@ -68,78 +54,78 @@ def test_bad_lines_in_the_middle_are_reported_counted_and_skipped(model_dir, tmp
     source = _jsonl(tmp_path / "in.jsonl", rows)
     with source.open("ab") as file:
         file.write(b'{"id": "f", "text": "caf\xe9"}\n')
-    output = _annotate(model_dir, source, tmp_path / "out.jsonl", "--max-chars", "100")
+    output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl", "--max-chars", "100")
     assert [row["id"] for row in _read(tmp_path / "out.jsonl")] == ["a", "e"]
     assert "5 bad documents skipped" in output
     for problem in ["invalid JSON", "empty document", "'id' and a string 'text'", "exceeds --max-chars 100", "not valid UTF-8"]:
         assert problem in output
 
 
-def test_resume_skips_ids_already_written(model_dir, tmp_path):
+def test_resume_skips_ids_already_written(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
     first = _jsonl(tmp_path / "in_first.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS[:2])])
-    _annotate(model_dir, first, tmp_path / "out.jsonl")
+    _annotate(tagger_model_dir, first, tmp_path / "out.jsonl")
     with (tmp_path / "out.jsonl").open("a") as file:
         file.write('{"id": "2", "text": "cut off by a cra')  # an interrupted write
-    output = _annotate(model_dir, source, tmp_path / "out.jsonl")
+    output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl")
     assert "2 already in the output" in output and "annotated 2 documents" in output
     ids = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines() if line.endswith("}")]
     assert ids.count("2") == 1 and sorted(set(ids)) == ["0", "1", "2", "3"]
 
 
-def test_plain_text_and_directory_inputs(model_dir, tmp_path):
+def test_plain_text_and_directory_inputs(tagger_model_dir, tmp_path):
     (tmp_path / "docs.txt").write_text("\n".join(TEXTS[:2]) + "\n", encoding="utf8")
-    _annotate(model_dir, tmp_path / "docs.txt", tmp_path / "a.jsonl")
+    _annotate(tagger_model_dir, tmp_path / "docs.txt", tmp_path / "a.jsonl")
     assert [row["id"] for row in _read(tmp_path / "a.jsonl")] == ["docs:1", "docs:2"]
     folder = tmp_path / "folder"
     folder.mkdir()
     for i, text in enumerate(TEXTS[:3]):
         (folder / f"pmid{i}.txt").write_text(text, encoding="utf8")
-    _annotate(model_dir, folder, tmp_path / "b.jsonl")
+    _annotate(tagger_model_dir, folder, tmp_path / "b.jsonl")
     rows = _read(tmp_path / "b.jsonl")
     assert [row["id"] for row in rows] == ["pmid0", "pmid1", "pmid2"]
     assert rows[0]["entities"] == _read(tmp_path / "a.jsonl")[0]["entities"]
 
 
-def test_pubtator_round_trip(model_dir, tmp_path):
+def test_pubtator_round_trip(tagger_model_dir, tmp_path):
     source = tmp_path / "in.pubtator"
     source.write_text(f"111|t|{TEXTS[0]}\n111|a|{TEXTS[1]}\n\n222|t|{TEXTS[3]}\n222|a|\n\n", encoding="utf8")
-    _annotate(model_dir, source, tmp_path / "out.pubtator", "--output-format", "pubtator")
+    _annotate(tagger_model_dir, source, tmp_path / "out.pubtator", "--output-format", "pubtator")
     documents = list(iter_pubtator(tmp_path / "out.pubtator"))
     assert [d.id for d in documents] == ["111", "222"]
     assert documents[0].title == TEXTS[0] and documents[0].abstract == TEXTS[1]
     mentions = {(documents[0].text[s:e], label) for s, e, label, _ in documents[0].annotations}
     assert ("Reye syndrome", "Disease") in mentions and ("Cisplatin", "Chemical") in mentions
-    _annotate(model_dir, tmp_path / "out.pubtator", tmp_path / "again.jsonl")
+    _annotate(tagger_model_dir, tmp_path / "out.pubtator", tmp_path / "again.jsonl")
     assert {(e["text"], e["label"]) for e in _read(tmp_path / "again.jsonl")[0]["entities"]} == mentions
 
 
-def test_brat_output(model_dir, tmp_path):
+def test_brat_output(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": "doc1", "text": TEXTS[0]}])
-    _annotate(model_dir, source, tmp_path / "brat", "--output-format", "brat")
+    _annotate(tagger_model_dir, source, tmp_path / "brat", "--output-format", "brat")
     assert (tmp_path / "brat" / "doc1.txt").read_text() == TEXTS[0]
     lines = (tmp_path / "brat" / "doc1.ann").read_text().splitlines()
     assert "T1\tChemical 0 9\tCisplatin" in lines
 
 
-def test_two_processes_equal_one(model_dir, tmp_path):
+def test_two_processes_equal_one(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": TEXTS[i % 4]} for i in range(40)])
-    _annotate(model_dir, source, tmp_path / "one.jsonl", "--batch-size", "4")
-    _annotate(model_dir, source, tmp_path / "two.jsonl", "--batch-size", "4", "--n-process", "2")
+    _annotate(tagger_model_dir, source, tmp_path / "one.jsonl", "--batch-size", "4")
+    _annotate(tagger_model_dir, source, tmp_path / "two.jsonl", "--batch-size", "4", "--n-process", "2")
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()
 
 
-def test_dask_local_cluster_equals_single_process(model_dir, tmp_path):
+def test_dask_local_cluster_equals_single_process(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": TEXTS[i % 4]} for i in range(30)] + ["bad line\n"])
-    _annotate(model_dir, source, tmp_path / "one.jsonl")
-    output = _annotate(model_dir, source, tmp_path / "dask.jsonl", "--dask", "local:2")
+    _annotate(tagger_model_dir, source, tmp_path / "one.jsonl")
+    output = _annotate(tagger_model_dir, source, tmp_path / "dask.jsonl", "--dask", "local:2")
     assert "1 bad documents skipped" in output
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "dask.jsonl").read_text()
 
 
-def test_unknown_formats_and_missing_inputs_are_named(model_dir, tmp_path):
-    result = runner.invoke(app, ["annotate", model_dir, str(tmp_path / "none.txt"), str(tmp_path / "o.jsonl")])
+def test_unknown_formats_and_missing_inputs_are_named(tagger_model_dir, tmp_path):
+    result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "none.txt"), str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1 and "No such input" in result.output
     (tmp_path / "x.txt").write_text("a\n")
-    result = runner.invoke(app, ["annotate", model_dir, str(tmp_path / "x.txt"), str(tmp_path / "o.x"), "--output-format", "xml"])
+    result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "x.txt"), str(tmp_path / "o.x"), "--output-format", "xml"])
     assert result.exit_code == 1 and "'xml'" in result.output

@@ -1,4 +1,3 @@
-import random
 import subprocess
 import sys
 
@@ -9,41 +8,7 @@ from spacy.training import Example
 
 from spacy_bioner.scoring import score_entities
 
-from .conftest import tiny_tok2vec
-
-SENTENCES = [
-    ("Aspirin induced Reye syndrome in children .", [(0, 1, "Chemical"), (2, 4, "Disease")]),
-    ("Cisplatin causes acute kidney injury .", [(0, 1, "Chemical"), (2, 5, "Disease")]),
-    ("No adverse events were seen .", []),
-    ("Patients with breast cancer received tamoxifen daily .", [(2, 4, "Disease"), (5, 6, "Chemical")]),
-    ("Haloperidol may trigger neuroleptic malignant syndrome .", [(0, 1, "Chemical"), (3, 6, "Disease")]),
-]
-
-
-def make_examples(nlp):
-    examples = []
-    for text, spans in SENTENCES:
-        reference = Doc(nlp.vocab, words=text.split())
-        reference.ents = [Span(reference, s, e, label=label) for s, e, label in spans]
-        examples.append(Example(nlp.make_doc(text), reference))
-    return examples
-
-
-def make_nlp(output="softmax", scheme="welt", **config):
-    nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": tiny_tok2vec()}
-    nlp.add_pipe("bioner_tagger", config={"model": model, "scheme": scheme, **config})
-    return nlp
-
-
-def train(nlp, examples, n_iter=40, seed=0):
-    random.seed(seed)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(n_iter):
-        random.shuffle(examples)
-        nlp.update(examples, sgd=optimizer, drop=0.0)
-    return nlp
-
+from .conftest import make_examples, make_nlp, train
 
 @pytest.fixture(scope="module", params=[("softmax", "welt"), ("crf", "none")], ids=["softmax", "crf"])
 def trained(request):

@@ -1,0 +1,61 @@
+"""HTML views of annotated docs with displaCy: entities, nested span groups, and
+relations drawn as labelled arcs between entities."""
+import html
+from typing import Any, Dict, List, Optional, Sequence
+
+from spacy import displacy
+from spacy.tokens import Doc
+
+from .relations import get_relations
+
+
+def relation_arcs(doc: Doc) -> Optional[Dict[str, Any]]:
+    """displaCy's manual dependency format with each entity of a relation merged into
+    one word (tagged with its type) and one arc per relation (head -> tail); None when
+    the doc has no relations."""
+    relations = get_relations(doc)
+    if not relations:
+        return None
+    entities = sorted({(span.start, span.end, span.label_) for r in relations for span in (r.head, r.tail)})
+    words: List[Dict[str, str]] = []
+    word_of: Dict[tuple, int] = {}
+    position = 0
+    for start, end, label in entities:
+        if start < position:  # overlapping entity: draw it on the word it starts in
+            word_of[(start, end, label)] = len(words) - 1
+            continue
+        words += [{"text": token.text, "tag": ""} for token in doc[position:start]]
+        word_of[(start, end, label)] = len(words)
+        words.append({"text": doc[start:end].text, "tag": label})
+        position = end
+    words += [{"text": token.text, "tag": ""} for token in doc[position:]]
+    arcs = []
+    for relation in relations:
+        head = word_of[(relation.head.start, relation.head.end, relation.head.label_)]
+        tail = word_of[(relation.tail.start, relation.tail.end, relation.tail.label_)]
+        if head == tail:
+            continue
+        arcs.append({"start": min(head, tail), "end": max(head, tail), "label": relation.label, "dir": "right" if head < tail else "left"})
+    return {"words": words, "arcs": arcs}
+
+
+def render_page(docs: Sequence[Doc], title: str = "spacy-bioner") -> str:
+    """One self-contained HTML page: per doc, its entities, each span group, and its
+    relation arcs."""
+    sections = []
+    for i, doc in enumerate(docs):
+        parts = [f"<h2>Document {i + 1}</h2>", "<h3>Entities (doc.ents)</h3>", displacy.render(doc, style="ent", page=False)]
+        for key, group in doc.spans.items():
+            if len(group):
+                parts += [f"<h3>Span group {html.escape(key)}</h3>", displacy.render(doc, style="span", options={"spans_key": key}, page=False)]
+        arcs = relation_arcs(doc)
+        if arcs is not None:
+            distance = max(120, 9 * max(len(word["text"]) for word in arcs["words"]))
+            options = {"compact": True, "distance": distance}
+            parts += ["<h3>Relations</h3>", displacy.render(arcs, style="dep", manual=True, page=False, options=options)]
+        sections.append("<section>" + "".join(parts) + "</section>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}section{margin-bottom:3em}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>" + "".join(sections) + "</body></html>"
+    )
