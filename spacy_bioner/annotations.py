@@ -3,14 +3,15 @@
 Predictions go to ``doc.spans[key]`` (overlaps allowed) with one score per span in
 ``attrs["scores"]``; with ``set_ents`` a non-overlapping selection goes to ``doc.ents``.
 """
-from typing import List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span, SpanGroup
 
 
-def select_non_overlapping(spans: Sequence[Span], scores: Sequence[float]) -> List[Span]:
-    """Greedy selection for doc.ents: highest score first, then longest, then leftmost."""
-    order = sorted(range(len(spans)), key=lambda i: (-scores[i], -len(spans[i]), spans[i].start))
+def select_non_overlapping(spans: Sequence[Span], priorities: Sequence[Tuple[float, ...]]) -> List[Span]:
+    """Greedy selection for doc.ents: highest priority first (tuples compare in order),
+    then longest, then leftmost."""
+    order = sorted(range(len(spans)), key=lambda i: (tuple(-p for p in priorities[i]), -len(spans[i]), spans[i].start))
     taken = set()
     chosen = []
     for i in order:
@@ -21,13 +22,24 @@ def select_non_overlapping(spans: Sequence[Span], scores: Sequence[float]) -> Li
     return sorted(chosen, key=lambda span: span.start)
 
 
-def write_entities(doc: Doc, key: str, spans: Sequence[Span], scores: Sequence[float], set_ents: bool) -> None:
-    """Store spans and their scores in doc.spans[key] and, if set_ents, a
-    non-overlapping selection of them in doc.ents (replacing what was there)."""
+def write_entities(
+    doc: Doc,
+    key: str,
+    spans: Sequence[Span],
+    scores: Sequence[float],
+    set_ents: bool,
+    priorities: Optional[Sequence[Tuple[float, ...]]] = None,
+    attrs: Optional[Dict[str, Sequence[Any]]] = None,
+) -> None:
+    """Store spans and their scores in doc.spans[key] (plus any other per-span `attrs`)
+    and, if set_ents, a non-overlapping selection of them in doc.ents (replacing what
+    was there), chosen by `priorities` (default: the score)."""
     if len(spans) != len(scores):
         raise ValueError(f"Got {len(spans)} spans but {len(scores)} scores for span group {key!r}")
     group = SpanGroup(doc, name=key, spans=list(spans))
     group.attrs["scores"] = [float(score) for score in scores]
+    for name, values in (attrs or {}).items():
+        group.attrs[name] = list(values)
     doc.spans[key] = group
     if set_ents:
-        doc.ents = select_non_overlapping(spans, scores)
+        doc.ents = select_non_overlapping(spans, priorities or [(score,) for score in scores])

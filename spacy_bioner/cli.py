@@ -212,3 +212,41 @@ def visualize(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_page(docs, title=f"{model}: {len(docs)} documents"), encoding="utf8")
     typer.echo(f"Wrote {output} ({len(docs)} documents)")
+
+
+@app.command("meta-data")
+def meta_data(
+    predictions: Path = typer.Argument(..., help="Directory of dev-set predictions (step_*.spacy) from spacy_bioner.DevPredictionsLogger.v1."),
+    gold_dev: Path = typer.Argument(..., help="The gold dev corpus the predictions were made on (.spacy)."),
+    gold_train: Path = typer.Argument(..., help="The gold training corpus (.spacy): its entities are added as correct."),
+    output_dir: Path = typer.Argument(..., help="Writes train.spacy and dev.spacy for the filter here."),
+    sources: str = typer.Option(..., help="Comma-separated span group keys of the members (or 'ents')."),
+    extra_features: bool = typer.Option(False, help="Prepend the vote pattern and member scores (then gold training entities are left out, having no votes)."),
+    heldout: float = typer.Option(0.15, help="Fraction held out for the filter's early stopping."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Build the Meta filter's training data: every member prediction on the dev set at
+    every evaluation (KEEP if correct, else DROP) plus every gold training entity (KEEP)."""
+    from .meta import filter_samples, gold_samples, write_filter_corpus
+
+    vocab = spacy.blank("en").vocab
+    keys = [key.strip() for key in sources.split(",") if key.strip()]
+    steps = sorted(predictions.glob("step_*.spacy"))
+    if not steps:
+        _fail(f"No step_*.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
+    gold = list(DocBin().from_disk(gold_dev).get_docs(vocab))
+    samples = []
+    try:
+        for step in steps:
+            samples += filter_samples(DocBin().from_disk(step).get_docs(vocab), gold, keys, extra_features)
+    except ValueError as err:
+        _fail(f"{step}: {err}")
+    n_dev_predictions = len(samples)
+    if not extra_features:
+        samples += gold_samples(DocBin().from_disk(gold_train).get_docs(vocab))
+    n_train, n_dev = write_filter_corpus(samples, vocab, output_dir, heldout, seed)
+    n_keep = sum(correct for _, correct in samples)
+    typer.echo(
+        f"{len(steps)} evaluations, {n_dev_predictions} member predictions, {len(samples) - n_dev_predictions} gold "
+        f"training entities; {n_keep} KEEP / {len(samples) - n_keep} DROP -> {output_dir}/train.spacy ({n_train}), dev.spacy ({n_dev})"
+    )

@@ -23,7 +23,7 @@ from ..bio import iob_to_spans, tag_inventory
 from ..layers.crf import bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
-from .common import check_scheme, resolve_class_weights, unknown_label_error
+from .common import aligned_iob_tags, check_scheme, resolve_class_weights
 
 DEFAULT_TAGGER_MODEL = """
 [model]
@@ -48,10 +48,6 @@ window_size = 1
 maxout_pieces = 3
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
-
-# BILUO prefixes of Example.get_aligned_ner mapped to IOB2.
-_BILUO_TO_IOB = {"B": "B", "I": "I", "L": "I", "U": "B"}
-
 
 @Language.factory(
     "bioner_tagger",
@@ -132,7 +128,7 @@ class BioTagger(TrainablePipe):
         self.explicit_weights = dict(class_weights) if class_weights else None
         self.cfg: Dict[str, Any] = {
             "labels": [],
-            "spans_key": spans_key or name,
+            "spans_key": spans_key,
             "set_ents": set_ents,
             "scheme": scheme,
             "beta": beta,
@@ -158,7 +154,8 @@ class BioTagger(TrainablePipe):
 
     @property
     def spans_key(self) -> str:
-        return self.cfg["spans_key"]
+        """The configured key, else the component's (current) name."""
+        return self.cfg["spans_key"] or self.name
 
     @property
     def is_crf(self) -> bool:
@@ -225,18 +222,7 @@ class BioTagger(TrainablePipe):
 
     def _aligned_tags(self, example: Example, index: int) -> List[Optional[str]]:
         """IOB2 gold tag of each predicted token; None where unknown or misaligned."""
-        tags: List[Optional[str]] = []
-        for biluo in example.get_aligned_ner():
-            if biluo is None or biluo == "-" or biluo == "":
-                tags.append(None)
-            elif biluo == "O":
-                tags.append("O")
-            else:
-                prefix, label = biluo.split("-", 1)
-                if label not in self.cfg["labels"]:
-                    raise unknown_label_error(self.name, index, label, self.labels)
-                tags.append(f"{_BILUO_TO_IOB[prefix]}-{label}")
-        return tags
+        return aligned_iob_tags(self.name, example, index, self.labels)
 
     def _gold_ids(self, examples: Iterable[Example]) -> List[Ints1d]:
         index = {tag: i for i, tag in enumerate(self.tags)}

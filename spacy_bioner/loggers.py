@@ -1,0 +1,39 @@
+"""A training logger that keeps the members' dev-set predictions at every evaluation,
+the raw material of the Meta filter (seeds/004: predictions from every epoch, because
+a well-trained model makes too few mistakes to learn from)."""
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Optional, Tuple
+
+from spacy.language import Language
+from spacy.tokens import DocBin
+from spacy.training.loggers import console_logger
+from spacy.util import registry
+
+LoggerSetup = Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]
+
+
+@registry.loggers("spacy_bioner.DevPredictionsLogger.v1")
+def dev_predictions_logger(dev_path: str, output_dir: str, logger: Optional[LoggerSetup] = None) -> LoggerSetup:
+    """Run the pipeline over the dev corpus at each evaluation and write the predicted
+    docs (all span groups, doc.ents) to OUTPUT_DIR/step_<N>.spacy, in corpus order.
+
+    logger: the logger to wrap for console output (default spacy.ConsoleLogger.v1).
+    """
+    base = logger or console_logger(progress_bar=False)
+
+    def setup(nlp: Language, stdout: IO, stderr: IO):
+        log_step, finalize = base(nlp, stdout, stderr)
+        target = Path(output_dir)
+        target.mkdir(parents=True, exist_ok=True)
+
+        def step(info: Optional[Dict[str, Any]]) -> None:
+            log_step(info)
+            if info is None or info.get("score") is None:
+                return
+            references = DocBin().from_disk(dev_path).get_docs(nlp.vocab)
+            predictions = nlp.pipe(doc.text for doc in references)
+            DocBin(docs=predictions, store_user_data=True).to_disk(target / f"step_{info['step']:07d}.spacy")
+
+        return step, finalize
+
+    return setup
