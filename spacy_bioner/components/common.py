@@ -1,8 +1,13 @@
 """Glue shared by the trainable components: class-weight settings and label errors,
 so every component validates and reports them the same way."""
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+from spacy.training import Example
 
 from ..weights import SCHEMES, class_weights
+
+# BILUO prefixes of Example.get_aligned_ner mapped to IOB2.
+_BILUO_TO_IOB = {"B": "B", "I": "I", "L": "I", "U": "B"}
 
 
 def check_scheme(name: str, scheme: str) -> None:
@@ -40,3 +45,20 @@ def unknown_label_error(name: str, index: int, label: str, known: Iterable[str])
         f"[{name}] example {index} has entity type {label!r}, which the component "
         f"was not given (known types: {list(known)}); add it to the labels."
     )
+
+
+def aligned_iob_tags(name: str, example: Example, index: int, known: Sequence[str]) -> List[Optional[str]]:
+    """IOB2 gold tag of each predicted token of `example` (the `index`-th); None where
+    unknown or misaligned. An entity type outside `known` is an error."""
+    tags: List[Optional[str]] = []
+    for biluo in example.get_aligned_ner():
+        if biluo is None or biluo == "-" or biluo == "":
+            tags.append(None)
+        elif biluo == "O":
+            tags.append("O")
+        else:
+            prefix, label = biluo.split("-", 1)
+            if label not in known:
+                raise unknown_label_error(name, index, label, known)
+            tags.append(f"{_BILUO_TO_IOB[prefix]}-{label}")
+    return tags
