@@ -49,9 +49,9 @@ def make_examples(nlp):
     return examples
 
 
-def make_nlp(output="softmax", scheme="welt", **config):
+def make_nlp(output="softmax", scheme="welt", hidden_width=0, **config):
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": tiny_tok2vec()}
+    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "hidden_width": hidden_width, "tok2vec": tiny_tok2vec()}
     nlp.add_pipe("bioner_tagger", config={"model": model, "scheme": scheme, **config})
     return nlp
 

@@ -10,11 +10,13 @@ from spacy_bioner.scoring import score_entities
 
 from .conftest import make_examples, make_nlp, train
 
-@pytest.fixture(scope="module", params=[("softmax", "welt"), ("crf", "none")], ids=["softmax", "crf"])
+@pytest.fixture(
+    scope="module", params=[("softmax", "welt", 0), ("crf", "none", 0), ("softmax", "welt", 16)], ids=["softmax", "crf", "hidden"]
+)
 def trained(request):
     spacy.util.fix_random_seed(0)
-    output, scheme = request.param
-    nlp = make_nlp(output, scheme)
+    output, scheme, hidden_width = request.param
+    nlp = make_nlp(output, scheme, hidden_width)
     examples = make_examples(nlp)
     return train(nlp, examples), examples
 
@@ -130,6 +132,7 @@ def test_misaligned_tokens_are_ignored_in_training():
         ({"scheme": "focal"}, "scheme = 'focal'"),
         ({"output": "crf", "scheme": "welt"}, "CRF output"),
         ({"output": "linear"}, "Unknown tagger output 'linear'"),
+        ({"hidden_width": -1}, "hidden_width must be >= 0"),
     ],
 )
 def test_invalid_config_is_named(config, message):

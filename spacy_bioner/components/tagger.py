@@ -20,7 +20,7 @@ from thinc.types import Floats2d, Ints1d
 
 from ..annotations import write_entities
 from ..bio import iob_to_spans, tag_inventory
-from ..layers.crf import bio_constraints, crf_loss, decode, forward_backward, pad
+from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .common import aligned_iob_tags, check_scheme, resolve_class_weights
@@ -301,7 +301,7 @@ class BioTagger(TrainablePipe):
         xp = self.model.ops.xp
         if not any(len(doc) for doc in docs):
             return [xp.zeros((0,), dtype="i") for _ in docs], [xp.zeros((0,), dtype="f") for _ in docs]
-        scores = self.model.predict(docs)
+        scores = [s + self._space_mask(doc) for s, doc in zip(self.model.predict(docs), docs)]
         forbidden, forbidden_start = (xp.asarray(a) for a in bio_constraints(self.tags))
         if self.is_crf:
             crf = self.model.get_ref("crf")
@@ -316,6 +316,15 @@ class BioTagger(TrainablePipe):
             paths = decode(xp, log_probs, forbidden, forbidden_start, xp.zeros((len(self.tags),), dtype="f"))
         confidences = [p[xp.arange(len(path)), path] for p, path in zip(probs, paths)]
         return paths, confidences
+
+    def _space_mask(self, doc: Doc) -> Floats2d:
+        """Additive scores that rule out entity tags on whitespace tokens (as spaCy's
+        `ner` does), so an entity never starts, ends or consists of whitespace."""
+        xp = self.model.ops.xp
+        mask = xp.zeros((len(doc), len(self.tags)), dtype="f")
+        spaces = xp.asarray([token.is_space for token in doc], dtype="bool")
+        mask[spaces, 1:] = FORBIDDEN
+        return mask
 
     def _crf_marginals(self, scores: List[Floats2d], transitions, start, end) -> List[Floats2d]:
         xp = self.model.ops.xp
