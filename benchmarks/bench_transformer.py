@@ -1,0 +1,196 @@
+"""spaCy's `ner` vs `bioner_tagger` (none, welt, crf) on the same transformer encoder.
+
+    nice -n 10 python benchmarks/bench_transformer.py \
+        [--datasets NCBI-disease BC5CDR] [--systems ...] [--steps 150] [--data ../shared/data/ner] \
+        [--transformer assets/models/all-MiniLM-L6-v2] [--work /tmp/bioner_bench_trf]
+
+Every system is trained by `spacy train` from configs/tagger_trf.cfg (for `ner` the
+tagger is swapped for spaCy's transition-based `ner` on the same TransformerListener)
+for the same fixed budget: `--steps` optimizer steps of 32 sentences, the learning rate
+warming up over the first 10% of them and decaying linearly to 0 at the last, no model
+selection (the last model is scored). The dev set only prints progress (first 200
+sentences, at the first and last step). Test scores are strict (exact boundaries and
+type); speed is words per second of `nlp.pipe` over the test texts, tokenization
+included; training time is the wall time of `spacy train`, initialization included.
+Writes benchmarks/results/transformer_<dataset>.{json,md}, keeping the rows of systems
+not run this time when the budget is the same; data is converted to
+DocBin under --work, never into the repository.
+"""
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import spacy
+import torch
+from spacy.tokens import DocBin
+from spacy.training import Example
+from spacy.util import load_config
+from thinc.api import Config
+
+from spacy_bioner.corpora import read_iob
+from spacy_bioner.scoring import score_entities
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tagger_trf.cfg"
+RESULTS = ROOT / "benchmarks" / "results"
+SYSTEMS: Dict[str, Dict[str, str]] = {
+    "ner": {},
+    "bioner_tagger none": {"components.bioner_tagger.scheme": "none"},
+    "bioner_tagger welt": {"components.bioner_tagger.scheme": "welt"},
+    "bioner_tagger crf": {"components.bioner_tagger.scheme": "none", "components.bioner_tagger.model.output": "crf"},
+}
+NER_COMPONENT = {
+    "factory": "ner",
+    "moves": None,
+    "update_with_oracle_cut_size": 100,
+    "incorrect_spans_key": None,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    "model": {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "extra_state_tokens": False,
+        "hidden_width": 64,
+        "maxout_pieces": 2,
+        "use_upper": False,
+        "nO": None,
+    },
+}
+
+
+def convert(data_dir: Path, work: Path) -> Dict[str, Path]:
+    """DocBins of train/devel/test (one Doc per sentence) under work."""
+    work.mkdir(parents=True, exist_ok=True)
+    nlp = spacy.blank("en")
+    paths = {}
+    for split in ("train", "devel", "test"):
+        paths[split] = work / f"{split}.spacy"
+        if not paths[split].exists():
+            docs, _ = read_iob(data_dir / f"{split}.tsv", nlp.vocab)
+            DocBin(docs=docs).to_disk(paths[split])
+    return paths
+
+
+def ner_config(path: Path) -> Path:
+    """configs/tagger_trf.cfg with spaCy's `ner` in place of bioner_tagger."""
+    config = load_config(CONFIG, interpolate=False)
+    components = config["components"]
+    tagger = components.pop("bioner_tagger")
+    components["ner"] = Config(NER_COMPONENT)
+    components["ner"]["model"]["tok2vec"] = tagger["model"]["tok2vec"]
+    config["nlp"]["pipeline"] = ["transformer", "ner"]
+    config.to_disk(path)
+    return path
+
+
+def train(
+    config: Path, output: Path, corpus: Dict[str, Path], args: argparse.Namespace, overrides: Dict[str, str]
+) -> float:
+    """Seconds `spacy train` takes for the fixed budget."""
+    settings = {
+        "paths.train": corpus["train"],
+        "paths.dev": corpus["devel"],
+        "paths.transformer": args.transformer,
+        "training.max_steps": args.steps,
+        "training.eval_frequency": args.steps,
+        "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
+        "corpora.dev.limit": 200,
+        **overrides,
+    }
+    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output)]
+    for key, value in settings.items():
+        command += [f"--{key}", str(value)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def evaluate(model: Path, test: Path) -> Dict[str, Any]:
+    """Strict test P/R/F1 and words per second of the trained pipeline."""
+    nlp = spacy.load(model)
+    gold = list(DocBin().from_disk(test).get_docs(nlp.vocab))
+    texts = [doc.text for doc in gold]
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(texts))
+    seconds = time.perf_counter() - start
+    scores = score_entities(Example(pred, ref) for pred, ref in zip(predicted, gold))
+    return {
+        "p": scores["ents_p"],
+        "r": scores["ents_r"],
+        "f": scores["ents_f"],
+        "per_type": scores["ents_per_type"],
+        "words_per_second": sum(len(doc) for doc in predicted) / seconds,
+    }
+
+
+def markdown(dataset: str, rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
+    lines = [
+        f"# Transformer encoders on {dataset}",
+        "",
+        (
+            f"Encoder `{meta['transformer']}`; budget {meta['steps']} steps x 32 sentences for every system "
+            f"(warm-up {meta['warmup_steps']} steps, linear decay, last model scored); {meta['machine']}."
+        ),
+        "",
+        "| system | P | R | F1 | train (s) | words/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['system']} | {row['p']:.2%} | {row['r']:.2%} | {row['f']:.2%} | "
+            f"{row['train_seconds']:.0f} | {row['words_per_second']:.0f} |".replace("%", "")
+        )
+    lines += ["", f"Command: `{meta['command']}`", ""]
+    return "\n".join(lines)
+
+
+def previous_rows(path: Path, steps: int) -> Dict[str, Dict[str, Any]]:
+    """Rows of an earlier run with the same budget, by system."""
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text(encoding="utf8"))
+    return {row["system"]: row for row in results["systems"]} if results["steps"] == steps else {}
+
+
+def main(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "transformer": args.transformer,
+        "steps": args.steps,
+        "warmup_steps": max(1, args.steps // 10),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
+        "command": "python " + " ".join(sys.argv),
+    }
+    for dataset in args.datasets:
+        work = args.work / dataset
+        corpus = convert(args.data / dataset, work)
+        configs = {name: CONFIG for name in SYSTEMS}
+        configs["ner"] = ner_config(work / "ner_trf.cfg")
+        json_path = RESULTS / f"transformer_{dataset}.json"
+        rows = previous_rows(json_path, args.steps)
+        for name in args.systems:
+            overrides = SYSTEMS[name]
+            output = work / name.replace(" ", "-")
+            seconds = train(configs[name], output, corpus, args, overrides)
+            row = {"system": name, "train_seconds": seconds, **evaluate(output / "model-last", corpus["test"])}
+            print(json.dumps({k: v for k, v in row.items() if k != "per_type"}), flush=True)
+            rows[name] = row
+        ordered = [rows[name] for name in SYSTEMS if name in rows]
+        results = {"dataset": dataset, **meta, "systems": ordered}
+        json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+        json_path.with_suffix(".md").write_text(markdown(dataset, ordered, meta), encoding="utf8")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["NCBI-disease", "BC5CDR"])
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ner")
+    parser.add_argument("--transformer", default="assets/models/all-MiniLM-L6-v2")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bioner_bench_trf"))
+    main(parser.parse_args())
