@@ -8,4 +8,4 @@ python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip
 pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-pip install -q -e ".[test,transformers,project,distributed]"
+pip install -q -e ".[test,transformers,llm,project,distributed]" "torch==${TORCH_VERSION:-2.13.0}"
