@@ -9,27 +9,36 @@ import typer
 
 NER_URL = "https://raw.githubusercontent.com/cambridgeltl/MTL-Bioinformatics-2016/master/data/{name}-IOB/{split}.tsv"
 NER_SPLITS = ("train", "devel", "test")
+RE_URL = "https://lavis.cs.hs-rm.de/storage/spert/public/datasets/{name}/{file}"
+RE_FILES = {
+    "conll04": [f"conll04_{split}.json" for split in ("train", "dev", "test", "types")],
+    "ade": ["ade_types.json"] + [f"ade_split_{fold}_{split}.json" for fold in range(10) for split in ("train", "test")],
+}
 
 
 def main(
-    name: str = typer.Argument(..., help="Corpus folder name, e.g. NCBI-disease or BC5CDR."),
-    dest: Path = typer.Argument(..., help="Directory to write train/devel/test.tsv to."),
-    mirror: str = typer.Option("", help="Local mirror with ner/<name>/<split>.tsv; empty to download."),
+    name: str = typer.Argument(..., help="NER corpus (NCBI-disease, BC5CDR, ...) or relation corpus (conll04, ade)."),
+    dest: Path = typer.Argument(..., help="Directory to write the corpus files to."),
+    mirror: str = typer.Option("", help="Local mirror with ner/<name>/ or re/<name>/; empty to download."),
 ) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    source = Path(mirror) / "ner" / name if mirror else None
-    for split in NER_SPLITS:
-        target = dest / f"{split}.tsv"
-        if source is not None and (source / f"{split}.tsv").is_file():
-            shutil.copyfile(source / f"{split}.tsv", target)
-            print(f"copied {source / f'{split}.tsv'} -> {target}")
+    if name in RE_FILES:
+        files = {file: RE_URL.format(name=name, file=file) for file in RE_FILES[name]}
+        source = Path(mirror) / "re" / name if mirror else None
+    else:
+        files = {f"{split}.tsv": NER_URL.format(name=name, split=split) for split in NER_SPLITS}
+        source = Path(mirror) / "ner" / name if mirror else None
+    for file, url in files.items():
+        target = dest / file
+        if source is not None and (source / file).is_file():
+            shutil.copyfile(source / file, target)
+            print(f"copied {source / file} -> {target}")
             continue
-        url = NER_URL.format(name=name, split=split)
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 target.write_bytes(response.read())
         except OSError as err:
-            sys.exit(f"Could not download {url} ({err}); pass --mirror DIR with ner/{name}/{split}.tsv")
+            sys.exit(f"Could not download {url} ({err}); pass --mirror DIR holding {source or name}/{file}")
         print(f"downloaded {url} -> {target}")
 
 

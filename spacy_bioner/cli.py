@@ -11,9 +11,11 @@ import typer
 from spacy.tokens import DocBin
 
 from .annotate import INPUT_FORMATS, OUTPUT_FORMATS, Summary, Writer, annotate_records, guess_input_format, iter_inputs
-from .corpora import CorpusFormatError, read_iob, write_iob
+from .corpora import CorpusFormatError, read_iob, read_spert, write_iob, write_spert
 from .corpora.iob import doc_to_tags
+from .corpora.spert import DEFAULT_SPANS_KEY
 from .evaluation import errors_html, evaluate_examples, format_table, predict_examples
+from .relations import get_relations, set_relations
 from .weights import SCHEMES, class_weights
 
 app = typer.Typer(help="spacy-bioner: biomedical NER and relation extraction for spaCy.", no_args_is_help=True)
@@ -22,6 +24,7 @@ app = typer.Typer(help="spacy-bioner: biomedical NER and relation extraction for
 class TagFormat(str, Enum):
     iob = "iob"
     iobes = "iobes"
+    spert = "spert"
 
 
 def _fail(message: str) -> None:
@@ -44,13 +47,19 @@ def _read_docs(path: Path, nlp) -> List:
 
 @app.command()
 def convert(
-    tag_format: TagFormat = typer.Argument(..., metavar="FORMAT", help="Tag scheme of the TSV side: iob or iobes."),
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="TSV file (token<TAB>tag), or a .spacy file."),
-    output_path: Path = typer.Argument(..., metavar="OUTPUT", help=".spacy file, or a TSV file when INPUT is .spacy."),
+    tag_format: TagFormat = typer.Argument(..., metavar="FORMAT", help="Format of the other side: iob or iobes (TSV), or spert (JSON)."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="TSV or SpERT JSON file, or a .spacy file."),
+    output_path: Path = typer.Argument(..., metavar="OUTPUT", help=".spacy file, or a TSV / JSON file when INPUT is .spacy."),
     lang: str = typer.Option("en", help="Language of the blank pipeline whose vocab the docs use."),
+    spans_key: str = typer.Option(DEFAULT_SPANS_KEY, help="spert: span group of the entities (e.g. the relation component's name)."),
+    types: Optional[Path] = typer.Option(None, help="spert: SpERT types file; relation types marked symmetric are stored in both directions (and written once)."),
 ) -> None:
-    """Convert IOB/IOBES TSV to a spaCy DocBin (one doc per sentence), or back."""
+    """Convert IOB/IOBES TSV or SpERT JSON (entities and relations) to a spaCy DocBin
+    (one doc per sentence or record), or back."""
     nlp = spacy.blank(lang)
+    if tag_format == TagFormat.spert:
+        _convert_spert(input_path, output_path, nlp, spans_key, _symmetric_relations(types) if types else set())
+        return
     if input_path.suffix == ".spacy":
         n = write_iob(_read_docs(input_path, nlp), output_path, tag_format.value)
         typer.echo(f"Wrote {n} sentences to {output_path} ({tag_format.value})")
@@ -67,6 +76,48 @@ def convert(
     typer.echo(f"Wrote {len(docs)} sentences, {n_ents} entities to {output_path}")
     if repairs:
         typer.echo(f"Repaired {repairs} I-/E- tags that did not continue an entity (read as the start of a new one)")
+
+
+def _symmetric_relations(path: Path) -> set:
+    """The relation types a SpERT types file marks `"symmetric": true`."""
+    if not path.is_file():
+        _fail(f"No such types file: {path}")
+    relations = srsly.read_json(path).get("relations", {})
+    return {name for name, info in relations.items() if info.get("symmetric")}
+
+
+def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, symmetric: set) -> None:
+    """SpERT JSON -> DocBin (relations kept as user data), or DocBin -> SpERT JSON.
+    Symmetric relations are stored in both directions and written once."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    if input_path.suffix == ".spacy":
+        docs = _read_docs(input_path, nlp)
+        for doc in docs:
+            seen, kept = set(), []
+            for relation in get_relations(doc):
+                key = (relation.label, *sorted([(relation.head.start, relation.head.end), (relation.tail.start, relation.tail.end)]))
+                if relation.label not in symmetric or key not in seen:
+                    kept.append(relation)
+                    seen.add(key)
+            set_relations(doc, kept)
+        n = write_spert(docs, output_path, spans_key)
+        typer.echo(f"Wrote {n} records to {output_path}")
+        return
+    if output_path.suffix != ".spacy":
+        _fail(f"OUTPUT must end in .spacy when INPUT is a SpERT JSON file: {output_path}")
+    try:
+        docs = read_spert(input_path, nlp.vocab, spans_key)
+    except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
+        _fail(str(err))
+    for doc in docs:
+        relations = get_relations(doc)
+        reverse = [(r.tail, r.head, r.label, r.score) for r in relations if r.label in symmetric]
+        known = {(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations}
+        set_relations(doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known])
+    DocBin(docs=docs, store_user_data=True).to_disk(output_path)
+    n_ents = sum(len(doc.spans[spans_key]) for doc in docs)
+    n_rels = sum(len(doc._.relations) for doc in docs)
+    typer.echo(f"Wrote {len(docs)} documents, {n_ents} entities (doc.spans[{spans_key!r}]), {n_rels} relations to {output_path}")
 
 
 def tag_counts(docs) -> Dict[str, int]:
@@ -108,7 +159,8 @@ def evaluate(
     spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
     batch_size: int = typer.Option(256, help="Batch size for nlp.pipe."),
 ) -> None:
-    """Strict P/R/F per entity type and error categories (each error counted once)."""
+    """Strict P/R/F per entity type and error categories (each error counted once);
+    relation P/R/F (strict and boundaries) when the gold data has relations."""
     nlp = _load_pipeline(model)
     references = _read_docs(data, nlp)
     examples = predict_examples(nlp, references, batch_size)

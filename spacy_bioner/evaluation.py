@@ -7,7 +7,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .scoring import categorize_errors, count_errors, doc_entities, gold_entities, score_entities
+from .relations import relation_rows
+from .scoring import categorize_errors, count_errors, doc_entities, gold_entities, score_entities, score_relations
 
 
 def predict_examples(nlp: Language, references: Sequence[Doc], batch_size: int = 256) -> List[Example]:
@@ -21,9 +22,11 @@ def evaluate_examples(examples: Sequence[Example], pred_key: Optional[str] = Non
 
     pred_key: read predictions from this span group instead of doc.ents.
     gold_key: read gold entities from this span group where the reference has it.
+    With gold relations, `relations` holds :func:`~spacy_bioner.scoring.score_relations`.
     """
     pairs = [(doc_entities(eg.predicted, pred_key), gold_entities(eg.reference, gold_key)) for eg in examples]
     scores = score_entities(examples, pred_key, gold_key)
+    relations = score_relations(examples) if any(relation_rows(eg.reference) for eg in examples) else None
     return {
         "p": scores["ents_p"],
         "r": scores["ents_r"],
@@ -33,6 +36,7 @@ def evaluate_examples(examples: Sequence[Example], pred_key: Optional[str] = Non
         "n_docs": len(examples),
         "n_gold": sum(len(gold) for _, gold in pairs),
         "n_predicted": sum(len(pred) for pred, _ in pairs),
+        **({"relations": relations} if relations is not None else {}),
     }
 
 
@@ -46,7 +50,22 @@ def format_table(results: Dict[str, Any]) -> str:
     lines += ["", "errors (each counted once)", f"{'type':<24}" + "".join(f"{c:>{len(c) + 2}}" for c in categories)]
     for label, counts in list(results["errors"]["per_type"].items()) + [("ALL", results["errors"]["total"])]:
         lines.append(f"{label:<24}" + "".join(f"{counts[c]:>{len(c) + 2}}" for c in categories))
+    if "relations" in results:
+        lines += ["", *format_relation_table(results["relations"])]
     return "\n".join(lines)
+
+
+def format_relation_table(scores: Dict[str, Any]) -> List[str]:
+    """Relation P/R/F per type and micro/macro, in SpERT's strict and boundaries settings."""
+    lines = []
+    for prefix, title in (("rel_strict", "relations, strict (spans, entity types, relation type)"), ("rel", "relations, boundaries (spans, relation type)")):
+        lines += [title, f"{'type':<24}{'P':>8}{'R':>8}{'F1':>8}"]
+        rows = list(scores[f"{prefix}_per_type"].items())
+        rows += [(f"ALL ({avg})", {k: scores[f"{prefix}_{avg}_{k}"] for k in ("p", "r", "f")}) for avg in ("micro", "macro")]
+        for label, prf in rows:
+            lines.append(f"{label:<24}{100 * prf['p']:>8.2f}{100 * prf['r']:>8.2f}{100 * prf['f']:>8.2f}")
+        lines.append("")
+    return lines[:-1]
 
 
 def _mark(text: str, entity, css: str) -> str:

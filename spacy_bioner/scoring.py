@@ -1,4 +1,5 @@
-"""Strict entity-level precision, recall and F1, micro-averaged and per type.
+"""Strict entity-level precision, recall and F1, micro-averaged and per type; relation
+P/R/F in SpERT's strict and boundaries settings.
 
 An entity is ``(start_char, end_char, label)``: a prediction counts only if its
 boundaries and its type both match a gold entity. Character offsets make the score
@@ -10,6 +11,8 @@ from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set,
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
+
+from .relations import relation_rows
 
 Entity = Tuple[int, int, str]
 
@@ -125,3 +128,58 @@ def count_errors(pairs: Iterable[Tuple[Set[Entity], Set[Entity]]]) -> Dict[str, 
             total[category] += 1
             per_type.setdefault(label, Counter({c: 0 for c in ERROR_TYPES}))[category] += 1
     return {"total": dict(total), "per_type": {label: dict(c) for label, c in sorted(per_type.items())}}
+
+
+def macro_prf(per_type: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+    """Unweighted means of the per-type P, R and F1 (SpERT's macro average)."""
+    if not per_type:
+        return {"p": 0.0, "r": 0.0, "f": 0.0}
+    return {key: sum(scores[key] for scores in per_type.values()) / len(per_type) for key in ("p", "r", "f")}
+
+
+def doc_relations(doc: Doc, strict: bool) -> Set[Tuple]:
+    """The relations of a doc as character-offset tuples ending in the relation type:
+    head and tail boundaries, plus their entity types when `strict`."""
+    relations = set()
+    for hs, he, hl, ts, te, tl, label, _ in relation_rows(doc):
+        head, tail = doc[hs:he], doc[ts:te]
+        head_key = (head.start_char, head.end_char, hl) if strict else (head.start_char, head.end_char)
+        tail_key = (tail.start_char, tail.end_char, tl) if strict else (tail.start_char, tail.end_char)
+        relations.add((*head_key, *tail_key, label))
+    return relations
+
+
+def score_relations(examples: Iterable[Example]) -> Dict[str, Any]:
+    """Relation P/R/F in SpERT's two settings, micro and macro over relation types:
+    ``rel_*`` (boundaries: spans and relation type correct) and ``rel_strict_*`` (also
+    both entity types), e.g. rel_micro_f, rel_macro_f, rel_strict_micro_f, rel_per_type."""
+    examples = list(examples)
+    results: Dict[str, Any] = {}
+    for prefix, strict in (("rel", False), ("rel_strict", True)):
+        scores = score_sets((doc_relations(eg.predicted, strict), doc_relations(eg.reference, strict)) for eg in examples)
+        macro = macro_prf(scores["per_type"])
+        for key in ("p", "r", "f"):
+            results[f"{prefix}_micro_{key}"] = scores[key]
+            results[f"{prefix}_macro_{key}"] = macro[key]
+        results[f"{prefix}_per_type"] = scores["per_type"]
+    return results
+
+
+@registry.scorers("spacy_bioner.relation_scorer.v1")
+def make_relation_scorer(spans_key: Optional[str] = None) -> Callable[..., Dict[str, Any]]:
+    """Scorer of a joint entity and relation component: strict entity P/R/F (micro,
+    macro and per type) of doc.ents or of the span group `spans_key` (keys ents_* or
+    spans_{key}_*, as make_entity_scorer, plus *_macro_p/r/f) and the relation scores of
+    :func:`score_relations`."""
+    entity_scorer = make_entity_scorer(spans_key)
+    prefix = "ents" if spans_key is None else f"spans_{spans_key}"
+
+    def score(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        examples = list(examples)
+        scores = entity_scorer(examples)
+        macro = macro_prf(scores[f"{prefix}_per_type"])
+        scores.update({f"{prefix}_macro_{key}": macro[key] for key in ("p", "r", "f")})
+        scores.update(score_relations(examples))
+        return scores
+
+    return score

@@ -6,6 +6,27 @@ from spacy.training import Example
 
 from ..weights import SCHEMES, class_weights
 
+# The default encoder of every component that takes a tok2vec: spaCy's CNN (as in its
+# `ner` default), appended to each component's [model] block.
+DEFAULT_CNN_TOK2VEC = """[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+
+
 # BILUO prefixes of Example.get_aligned_ner mapped to IOB2.
 _BILUO_TO_IOB = {"B": "B", "I": "I", "L": "I", "U": "B"}
 

@@ -32,7 +32,7 @@ from ..annotations import write_entities
 from ..layers.spans import enumerate_spans, limit_width
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
-from .common import check_scheme, resolve_class_weights, unknown_label_error
+from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error
 
 NEGATIVE = "Neg_Span"
 
@@ -43,24 +43,7 @@ representation = ["boundary"]
 width_size = 25
 max_width = 32
 hidden_size = 0
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
+""" + DEFAULT_CNN_TOK2VEC
 DEFAULT_MODEL = Config().from_str(DEFAULT_SPANS_MODEL)["model"]
 
 

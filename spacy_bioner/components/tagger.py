@@ -23,30 +23,13 @@ from ..bio import iob_to_spans, tag_inventory
 from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
-from .common import aligned_iob_tags, check_scheme, resolve_class_weights
+from .common import DEFAULT_CNN_TOK2VEC, aligned_iob_tags, check_scheme, resolve_class_weights
 
 DEFAULT_TAGGER_MODEL = """
 [model]
 @architectures = "spacy_bioner.Tagger.v1"
 output = "softmax"
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
+""" + DEFAULT_CNN_TOK2VEC
 DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
 
 @Language.factory(

@@ -1,0 +1,637 @@
+"""`bioner_relations`: joint entity and relation extraction (SpERT.MT, seeds/002).
+
+Every span of up to ``max_span_length`` tokens is scored for each entity type; ordered
+pairs of entities are scored for each relation type (model:
+:mod:`spacy_bioner.layers.relation_model`). Both stages train with the paper's
+multi-task loss: a binary identification head (the entity one with the IoU-scaled
+cross-entropy of Eq. 13) plus a pairwise ranking loss on the class scores (Eq. 6-9),
+``alpha * identification + beta * ranking`` per stage, summed over the stages (Eq. 17).
+At most ``negative_entities`` negative spans and ``negative_relations`` negative pairs
+per doc are trained on. Prediction uses only the class scores (Eq. 18): the best class
+if its score reaches ``threshold``, else none.
+
+Relation candidates in training are the ordered pairs of the gold entities plus, with
+``train_on_predicted``, the entities the entity stage currently predicts (so the
+relation stage also learns from the spurious entities it will see at inference); at
+inference, the predicted entities. With ``use_ents_from`` (a span group key or "ents")
+the relation stage pairs the entities another component wrote instead (in training,
+gold entities plus those, when the upstream component annotates during training).
+
+Gold entities come from the reference's ``doc.spans[spans_key]`` when it has that group,
+else its ``doc.ents``; gold relations from its ``doc._.relations`` and must connect gold
+entities. Predicted entities go to ``doc.spans[spans_key]`` (and, with ``set_ents``, a
+non-overlapping selection to ``doc.ents``); relations to ``doc._.relations``.
+"""
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Ragged
+
+from ..annotations import write_entities
+from ..layers.relation_model import RelationOutput
+from ..layers.spans import enumerate_spans
+from ..losses import binary_cross_entropy, iou_scaled_bce, max_iou, pairwise_ranking_loss, softmax, weighted_cross_entropy
+from ..relations import relation_rows, set_relations
+from ..scoring import make_relation_scorer
+from .common import DEFAULT_CNN_TOK2VEC, unknown_label_error
+
+DEFAULT_RELATIONS_MODEL = """
+[model]
+@architectures = "spacy_bioner.RelationExtractor.v1"
+width_size = 25
+max_width = 10
+entity_logits = true
+dropout = 0.1
+""" + DEFAULT_CNN_TOK2VEC
+DEFAULT_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL)["model"]
+
+
+@Language.factory(
+    "bioner_relations",
+    assigns=["doc.spans", "doc.ents", "doc._.relations"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "max_span_length": 10,
+        "negative_entities": 120,
+        "negative_relations": 120,
+        "max_entities": 100,
+        "threshold": 0.85,
+        "multitask": True,
+        "iou_scaling": True,
+        "delta": 0.25,
+        "margin_positive": 2.5,
+        "margin_negative": 0.5,
+        "gamma": 2.0,
+        "alpha": 1.0,
+        "beta": 1.0,
+        "train_on_predicted": True,
+        "use_ents_from": None,
+        "spans_key": None,
+        "set_ents": False,
+        "scorer": None,
+    },
+    default_score_weights={
+        "rel_strict_micro_f": 0.5,
+        "spans_bioner_relations_f": 0.5,
+        "rel_micro_f": 0.0,
+        "rel_macro_f": 0.0,
+        "rel_strict_macro_f": 0.0,
+        "spans_bioner_relations_p": 0.0,
+        "spans_bioner_relations_r": 0.0,
+        "spans_bioner_relations_macro_f": 0.0,
+        "spans_bioner_relations_per_type": None,
+        "rel_per_type": None,
+        "rel_strict_per_type": None,
+    },
+)
+def make_relation_extractor(
+    nlp: Language,
+    name: str,
+    model: Model,
+    max_span_length: int,
+    negative_entities: int,
+    negative_relations: int,
+    max_entities: int,
+    threshold: float,
+    multitask: bool,
+    iou_scaling: bool,
+    delta: float,
+    margin_positive: float,
+    margin_negative: float,
+    gamma: float,
+    alpha: float,
+    beta: float,
+    train_on_predicted: bool,
+    use_ents_from: Optional[str],
+    spans_key: Optional[str],
+    set_ents: bool,
+    scorer: Optional[Callable],
+) -> "RelationExtractor":
+    """Joint entity and relation extraction with SpERT.MT's multi-task losses.
+
+    max_span_length: longest entity candidate in tokens (paper: 10; also the model's
+        max_width).
+    negative_entities, negative_relations: negative spans / pairs sampled per doc in
+        training (paper: 120 each).
+    max_entities: pair at most this many predicted entities per doc, the best-scoring
+        (not in the paper; bounds the pairs of an untrained model, which may accept
+        thousands of spans; a sentence has far fewer entities).
+    threshold: theta of Eq. 18 (paper: 0.85): a span or pair gets its best class when
+        that class score reaches it.
+    multitask: false is the SpERT ablation: one softmax with a "none" class and
+        cross-entropy, argmax prediction (threshold, the identification heads, delta and
+        the margins are then unused).
+    iou_scaling: the IoU-scaled identification loss of Eq. 13 for entities (paper);
+        false: plain binary cross-entropy (Eq. 4).
+    delta: balance of Eq. 13 (paper: 0.25).
+    margin_positive, margin_negative, gamma: m+, m-, gamma of the ranking loss (paper:
+        2.5, 0.5, 2).
+    alpha, beta: weights of the identification and ranking losses (Eq. 10; paper: 1, 1).
+    train_on_predicted: also train the relation stage on pairs of the entities the
+        entity stage predicts for the batch (false: gold entities only, as the paper).
+    use_ents_from: pair the entities of this span group (or "ents") of the doc, written
+        by an earlier component, instead of this component's own entity predictions.
+    spans_key: span group of the predicted and gold entities (default: the name).
+    set_ents: also write a non-overlapping selection of the entities to doc.ents.
+    scorer: null: spacy_bioner.relation_scorer.v1 on spans_key.
+    """
+    return RelationExtractor(
+        nlp.vocab,
+        model,
+        name,
+        max_span_length=max_span_length,
+        negative_entities=negative_entities,
+        negative_relations=negative_relations,
+        max_entities=max_entities,
+        threshold=threshold,
+        multitask=multitask,
+        iou_scaling=iou_scaling,
+        delta=delta,
+        margin_positive=margin_positive,
+        margin_negative=margin_negative,
+        gamma=gamma,
+        alpha=alpha,
+        beta=beta,
+        train_on_predicted=train_on_predicted,
+        use_ents_from=use_ents_from,
+        spans_key=spans_key,
+        set_ents=set_ents,
+        scorer=scorer,
+    )
+
+
+class Gold(NamedTuple):
+    """Gold annotation of one doc aligned to its predicted tokens: entity boundaries
+    (n, 2) and entity type ids, and relation type ids by (head start, head end, tail
+    start, tail end)."""
+
+    entities: numpy.ndarray
+    entity_classes: numpy.ndarray
+    relations: Dict[Tuple[int, int, int, int], int]
+
+
+class Batch(NamedTuple):
+    """The spans of a batch: each doc's candidates, then its extra spans (gold or
+    upstream entities, relation arguments only). `arguments[d]` are the indices of
+    doc d's extra spans in the concatenated batch; `extra_labels[d]` their labels."""
+
+    spans: Ragged
+    data: numpy.ndarray
+    offsets: numpy.ndarray
+    n_candidates: numpy.ndarray
+    arguments: List[numpy.ndarray]
+    extra_labels: List[List[str]]
+
+
+class RelationExtractor(TrainablePipe):
+    """Entities to doc.spans[spans_key], relations between them to doc._.relations."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "bioner_relations",
+        *,
+        max_span_length: int = 10,
+        negative_entities: int = 120,
+        negative_relations: int = 120,
+        max_entities: int = 100,
+        threshold: float = 0.85,
+        multitask: bool = True,
+        iou_scaling: bool = True,
+        delta: float = 0.25,
+        margin_positive: float = 2.5,
+        margin_negative: float = 0.5,
+        gamma: float = 2.0,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        train_on_predicted: bool = True,
+        use_ents_from: Optional[str] = None,
+        spans_key: Optional[str] = None,
+        set_ents: bool = False,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        for setting, value in (
+            ("max_span_length", max_span_length),
+            ("negative_entities", negative_entities),
+            ("negative_relations", negative_relations),
+            ("max_entities", max_entities),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"[{name}] {setting} must be a positive integer; got {value!r}")
+        if not 0.0 <= delta <= 1.0:
+            raise ValueError(f"[{name}] delta must be in [0, 1]; got {delta!r}")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "relation_labels": [],
+            "max_span_length": max_span_length,
+            "negative_entities": negative_entities,
+            "negative_relations": negative_relations,
+            "max_entities": max_entities,
+            "threshold": threshold,
+            "multitask": multitask,
+            "iou_scaling": iou_scaling,
+            "delta": delta,
+            "margin_positive": margin_positive,
+            "margin_negative": margin_negative,
+            "gamma": gamma,
+            "alpha": alpha,
+            "beta": beta,
+            "train_on_predicted": train_on_predicted,
+            "use_ents_from": use_ents_from,
+            "spans_key": spans_key,
+            "set_ents": set_ents,
+        }
+        self.custom_scorer = scorer
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity types."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def relation_labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["relation_labels"])
+
+    @property
+    def label_data(self) -> Dict[str, List[str]]:
+        return {"entities": list(self.labels), "relations": list(self.relation_labels)}
+
+    @property
+    def spans_key(self) -> str:
+        """The configured key, else the component's (current) name."""
+        return self.cfg["spans_key"] or self.name
+
+    @property
+    def scorer(self) -> Callable:
+        return self.custom_scorer or make_relation_scorer(self.spans_key)
+
+    def add_label(self, label: str) -> int:
+        """Add an entity type."""
+        return self._add(label, "labels", "entity_classes")
+
+    def add_relation_label(self, label: str) -> int:
+        return self._add(label, "relation_labels", "relation_classes")
+
+    def _add(self, label: str, setting: str, head: str) -> int:
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"[{self.name}] invalid label {label!r}")
+        if label in self.cfg[setting]:
+            return 0
+        if self.model.get_ref(head).has_dim("nO"):
+            raise ValueError(f"[{self.name}] cannot add label {label!r} after the model is initialized")
+        self.cfg[setting].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, List[str]]] = None,
+    ) -> None:
+        """Take the entity and relation types from `labels` ({"entities": [...],
+        "relations": [...]}, as `spacy init labels` writes) or else from the data, and
+        initialize the model. Types in the data missing from `labels` are an error."""
+        validate_get_examples(get_examples, f"{self.name}.initialize")
+        if labels is None:
+            entity_labels, relation_labels = set(), set()
+            for example in get_examples():
+                entity_labels.update(span.label_ for span in self._gold_group(example.reference))
+                relation_labels.update(row[6] for row in relation_rows(example.reference))
+            labels = {"entities": sorted(entity_labels), "relations": sorted(relation_labels)}
+        for label in labels.get("entities", []):
+            self.add_label(label)
+        for label in labels.get("relations", []):
+            self.add_relation_label(label)
+        if not self.labels:
+            raise ValueError(f"[{self.name}] no entity types: the training data has no entities and no labels were given")
+        extra = 0 if self.cfg["multitask"] else 1
+        self.model.get_ref("entity_classes").set_dim("nO", len(self.labels) + extra)
+        self.model.get_ref("relation_classes").set_dim("nO", len(self.relation_labels) + extra)
+        examples = list(islice(get_examples(), 10))
+        for index, example in enumerate(examples):
+            self._gold(example, index)
+        docs = [eg.predicted for eg in examples]
+        self.model.initialize(X=(docs, self._batch(docs, [[] for _ in docs]).spans, _no_pairs))
+
+    def _gold_group(self, reference: Doc) -> Sequence[Span]:
+        return reference.spans[self.spans_key] if self.spans_key in reference.spans else reference.ents
+
+    def _gold(self, example: Example, index: int) -> Gold:
+        """The gold entities and relations of the `index`-th example, aligned to its
+        predicted tokens; clear errors for unknown types and for relations whose
+        arguments are not gold entities."""
+        reference = example.reference
+        group = self._gold_group(reference)
+        where = f"doc.spans[{self.spans_key!r}]" if self.spans_key in reference.spans else "doc.ents"
+        entity_ids = {label: i for i, label in enumerate(self.labels)}
+        relation_ids = {label: i for i, label in enumerate(self.relation_labels)}
+        for span in group:
+            if span.label_ not in entity_ids:
+                raise unknown_label_error(self.name, index, span.label_, self.labels)
+        known = {(span.start, span.end, span.label_) for span in group}
+        aligned = {
+            (span.start_char, span.end_char, span.label_): span
+            for span in example.get_aligned_spans_y2x(group, allow_overlap=True)
+        }
+        relations = {}
+        for hs, he, hl, ts, te, tl, label, _ in relation_rows(reference):
+            for role, argument in (("head", (hs, he, hl)), ("tail", (ts, te, tl))):
+                if argument not in known:
+                    raise ValueError(
+                        f"[{self.name}] example {index}: the {role} of relation {label!r} "
+                        f"({reference[argument[0]:argument[1]].text!r}, {argument[2]}, tokens "
+                        f"{argument[0]}-{argument[1]}) is not a gold entity in the reference's {where}"
+                    )
+            if label not in relation_ids:
+                raise ValueError(
+                    f"[{self.name}] example {index} has relation type {label!r}, which the component was not "
+                    f"given (known types: {list(self.relation_labels)}); add it to the labels."
+                )
+            head = aligned.get((reference[hs:he].start_char, reference[hs:he].end_char, hl))
+            tail = aligned.get((reference[ts:te].start_char, reference[ts:te].end_char, tl))
+            if head is not None and tail is not None:
+                relations[(head.start, head.end, tail.start, tail.end)] = relation_ids[label]
+        spans = list(aligned.values())
+        entities = numpy.asarray([(span.start, span.end) for span in spans], dtype="int64").reshape((-1, 2))
+        classes = numpy.asarray([entity_ids[span.label_] for span in spans], dtype="int64")
+        return Gold(entities, classes, relations)
+
+    def _upstream_entities(self, doc: Doc, required: bool) -> List[Span]:
+        """The entities of use_ents_from on `doc` (none if it is not set)."""
+        key = self.cfg["use_ents_from"]
+        if key is None:
+            return []
+        if key == "ents":
+            return list(doc.ents)
+        if key not in doc.spans:
+            if required:
+                raise ValueError(
+                    f"[{self.name}] use_ents_from = {key!r}, but the doc has no span group {key!r}: "
+                    "add the component that writes it before this one"
+                )
+            return []
+        return list(doc.spans[key])
+
+    def _batch(self, docs: Sequence[Doc], extras: Sequence[Sequence[Tuple[int, int, str]]]) -> Batch:
+        """Each doc's candidate spans followed by its `extras` (start, end, label)."""
+        ops = self.model.ops
+        candidates = enumerate_spans([len(doc) for doc in docs], self.cfg["max_span_length"], ops)
+        n_candidates = ops.to_numpy(candidates.lengths).astype("int64")
+        pieces = numpy.split(ops.to_numpy(candidates.dataXd).reshape((-1, 2)), numpy.cumsum(n_candidates)[:-1])
+        data, lengths, arguments, offset = [], [], [], 0
+        for piece, extra in zip(pieces, extras):
+            extra_data = numpy.asarray([(start, end) for start, end, _ in extra], dtype="int32").reshape((-1, 2))
+            data += [piece, extra_data]
+            lengths.append(len(piece) + len(extra_data))
+            arguments.append(offset + len(piece) + numpy.arange(len(extra_data)))
+            offset += lengths[-1]
+        lengths = numpy.asarray(lengths, dtype="int64")
+        data = numpy.concatenate(data).astype("int32") if data else numpy.zeros((0, 2), dtype="int32")
+        spans = Ragged(ops.asarray2i(data), ops.asarray1i(lengths.astype("int32")))
+        labels = [[label for _, _, label in extra] for extra in extras]
+        return Batch(spans, data, numpy.cumsum(lengths) - lengths, n_candidates, arguments, labels)
+
+    def _decide(self, scores: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Eq. 18: best class (label index), its score, and whether the row is kept.
+        Without multitask: softmax over "none" + classes, kept when a class beats none."""
+        if not len(scores) or scores.shape[1] == 0:
+            empty = numpy.zeros((len(scores),))
+            return empty.astype("int64"), empty.astype("f"), empty.astype(bool)
+        if self.cfg["multitask"]:
+            best = scores.argmax(axis=1)
+            confidence = scores[numpy.arange(len(scores)), best]
+            return best, confidence, confidence >= self.cfg["threshold"]
+        probs = softmax(numpy, scores)
+        best = probs[:, 1:].argmax(axis=1)
+        confidence = probs[numpy.arange(len(probs)), best + 1]
+        return best, confidence, confidence > probs[:, 0]
+
+    def _entity_rows(self, batch: Batch, scores: numpy.ndarray) -> List[numpy.ndarray]:
+        """Per doc, the batch rows of the candidates predicted as entities (at most
+        max_entities, the best-scoring ones)."""
+        _, confidence, keep = self._decide(scores)
+        rows = []
+        for start, n in zip(batch.offsets.tolist(), batch.n_candidates.tolist()):
+            kept = start + numpy.flatnonzero(keep[start : start + n])
+            rows.append(kept[numpy.argsort(-confidence[kept], kind="stable")[: self.cfg["max_entities"]]])
+        return rows
+
+    def _pairs(self, batch: Batch, rows: Sequence[numpy.ndarray]) -> List[numpy.ndarray]:
+        """Per doc, every ordered pair of distinct entity spans among `rows`."""
+        pairs = []
+        for doc_rows in rows:
+            doc_rows = _unique_spans(batch, doc_rows)
+            head, tail = numpy.meshgrid(doc_rows, doc_rows, indexing="ij")
+            distinct = head != tail
+            pairs.append(numpy.stack([head[distinct], tail[distinct]], axis=1).reshape((-1, 2)))
+        return pairs
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch: entity losses on every gold span and sampled negative
+        spans, relation losses on every gold pair and sampled negative pairs."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{self.name}.update")
+        docs = [eg.predicted for eg in examples]
+        golds = [self._gold(eg, i) for i, eg in enumerate(examples)]
+        labels = self.labels
+        extras = [
+            [(int(s), int(e), labels[c]) for (s, e), c in zip(gold.entities, gold.entity_classes)]
+            + [(span.start, span.end, span.label_) for span in self._upstream_entities(doc, required=False)]
+            for doc, gold in zip(docs, golds)
+        ]
+        batch = self._batch(docs, extras)
+        if not len(batch.data):
+            return losses
+        entity_targets, entity_mask, eniou = self._entity_targets(batch, golds)
+        relation_targets: List[numpy.ndarray] = []
+
+        def select_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
+            rows = list(batch.arguments)
+            if self.cfg["train_on_predicted"] and self.cfg["use_ents_from"] is None:
+                rows = [numpy.concatenate([a, p]) for a, p in zip(rows, self._entity_rows(batch, entity_scores))]
+            pairs, targets = self._sample_pairs(batch, golds, rows)
+            relation_targets.append(targets)
+            return pairs
+
+        set_dropout_rate(self.model, drop)
+        output, backprop = self.model.begin_update((docs, batch.spans, select_pairs))
+        loss_e, d_entity, d_entity_id = self._stage_loss(
+            output.entity_scores, output.entity_identification, entity_targets, entity_mask, eniou
+        )
+        targets = relation_targets[0]
+        loss_r, d_relation, d_relation_id = self._stage_loss(
+            output.relation_scores, output.relation_identification, targets, numpy.ones(targets.shape, dtype=bool)
+        )
+        backprop(RelationOutput(d_entity, d_entity_id, output.pairs, d_relation, d_relation_id))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss_e + loss_r
+        return losses
+
+    def _entity_targets(
+        self, batch: Batch, golds: Sequence[Gold]
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Per span: the gold type (-1 = none), whether it is trained on (candidates
+        only: every positive and up to negative_entities sampled negatives per doc), and
+        its ENIoU with the doc's gold entities."""
+        n = len(batch.data)
+        targets = numpy.full((n,), -1, dtype="int64")
+        mask = numpy.zeros((n,), dtype=bool)
+        eniou = numpy.zeros((n,), dtype="f")
+        max_length = self.cfg["max_span_length"]
+        for start, n_cand, gold in zip(batch.offsets.tolist(), batch.n_candidates.tolist(), golds):
+            rows = slice(start, start + n_cand)
+            eniou[rows] = max_iou(batch.data[rows], gold.entities)
+            if len(gold.entities):
+                # the enumeration order gives each (start, end) its row directly
+                doc_length = int(batch.data[rows][:, 1].max()) if n_cand else 0
+                per_start = numpy.minimum(doc_length - numpy.arange(doc_length), max_length)
+                first = numpy.cumsum(per_start) - per_start
+                widths = gold.entities[:, 1] - gold.entities[:, 0]
+                fits = widths <= max_length
+                positions = first[gold.entities[fits, 0]] + widths[fits] - 1
+                targets[start + positions] = gold.entity_classes[fits]
+            negatives = start + numpy.flatnonzero(targets[rows] < 0)
+            mask[rows] = targets[rows] >= 0
+            mask[_sample(negatives, self.cfg["negative_entities"])] = True
+        return targets, mask, eniou
+
+    def _sample_pairs(
+        self, batch: Batch, golds: Sequence[Gold], rows: Sequence[numpy.ndarray]
+    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Training pairs of each doc's entity `rows`: every gold relation and up to
+        negative_relations other ordered pairs, drawn without enumerating all pairs; with
+        their relation type ids (-1 = none)."""
+        empty = numpy.zeros((0,), dtype="int64")
+        heads, tails, targets = [empty], [empty], [empty]
+        for doc_rows, gold in zip(rows, golds):
+            doc_rows = _unique_spans(batch, doc_rows)
+            index = {tuple(span): i for i, span in enumerate(batch.data[doc_rows].tolist())}
+            n = len(doc_rows)
+            positives = numpy.asarray(
+                [(index[key[:2]], index[key[2:]], label) for key, label in gold.relations.items()], dtype="int64"
+            ).reshape((-1, 3))
+            n_pairs = n * (n - 1)
+            draw = min(n_pairs, self.cfg["negative_relations"] + len(positives))
+            codes = numpy.random.default_rng(numpy.random.randint(2**31)).choice(n_pairs, draw, replace=False)
+            head, tail = codes // max(n - 1, 1), codes % max(n - 1, 1)
+            tail += tail >= head
+            negative = ~numpy.isin(head * n + tail, positives[:, 0] * n + positives[:, 1])
+            head, tail = head[negative][: self.cfg["negative_relations"]], tail[negative][: self.cfg["negative_relations"]]
+            heads.append(doc_rows[numpy.concatenate([positives[:, 0], head])])
+            tails.append(doc_rows[numpy.concatenate([positives[:, 1], tail])])
+            targets.append(numpy.concatenate([positives[:, 2], numpy.full(head.shape, -1, dtype="int64")]))
+        pairs = numpy.stack([numpy.concatenate(heads), numpy.concatenate(tails)], axis=1)
+        return pairs, numpy.concatenate(targets)
+
+    def _stage_loss(self, scores, identification, targets, mask, eniou=None) -> Tuple[float, Any, Any]:
+        """Loss of one stage and its gradients w.r.t. the class scores and the
+        identification logits: alpha * BCE (IoU-scaled for entities) + beta * ranking,
+        or softmax cross-entropy without multitask."""
+        xp = self.model.ops.xp
+        targets, mask = xp.asarray(targets), xp.asarray(mask)
+        d_identification = xp.zeros_like(identification)
+        if not self.cfg["multitask"]:
+            weights = xp.ones((scores.shape[1],), dtype="f")
+            loss, d_scores = weighted_cross_entropy(xp, scores, xp.where(mask, targets + 1, -1), weights)
+            return loss, d_scores, d_identification
+        cfg = self.cfg
+        rank, d_scores = pairwise_ranking_loss(
+            xp, scores, targets, cfg["margin_positive"], cfg["margin_negative"], cfg["gamma"], mask
+        )
+        logits, positive = identification[:, 0], (targets >= 0).astype("f")
+        if eniou is not None and cfg["iou_scaling"]:
+            bce, d_logits = iou_scaled_bce(xp, logits, positive, xp.asarray(eniou), cfg["delta"], mask)
+        else:
+            bce, d_logits = binary_cross_entropy(xp, logits, positive, mask=mask)
+        d_identification[:, 0] = d_logits * cfg["alpha"]
+        return cfg["alpha"] * bce + cfg["beta"] * rank, d_scores * cfg["beta"], d_identification
+
+    def predict(self, docs: Iterable[Doc]) -> Tuple[Batch, RelationOutput]:
+        """The spans of the docs, and the entity and relation scores."""
+        docs = list(docs)
+        extras = [
+            [(span.start, span.end, span.label_) for span in self._upstream_entities(doc, required=True)]
+            for doc in docs
+        ]
+        batch = self._batch(docs, extras)
+
+        def select_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
+            rows = batch.arguments if self.cfg["use_ents_from"] else self._entity_rows(batch, entity_scores)
+            return numpy.concatenate([numpy.zeros((0, 2), dtype="int64"), *self._pairs(batch, rows)])
+
+        return batch, self.model.predict((docs, batch.spans, select_pairs))
+
+    def set_annotations(self, docs: Iterable[Doc], batch_output: Tuple[Batch, RelationOutput]) -> None:
+        batch, output = batch_output
+        to_numpy = self.model.ops.to_numpy
+        entity_classes, entity_scores, keep = self._decide(to_numpy(output.entity_scores))
+        relation_classes, relation_scores, keep_relation = self._decide(to_numpy(output.relation_scores))
+        pairs = to_numpy(output.pairs).reshape((-1, 2))
+        pair_docs = numpy.searchsorted(batch.offsets, pairs[:, 0], side="right") - 1
+        for d, doc in enumerate(docs):
+            start = int(batch.offsets[d])
+            chosen = start + numpy.flatnonzero(keep[start : start + batch.n_candidates[d]])
+            entities = [self._span(doc, batch, row, entity_classes) for row in chosen.tolist()]
+            write_entities(doc, self.spans_key, entities, entity_scores[chosen].tolist(), self.cfg["set_ents"])
+            relations = [
+                (
+                    self._span(doc, batch, int(pairs[i, 0]), entity_classes),
+                    self._span(doc, batch, int(pairs[i, 1]), entity_classes),
+                    self.relation_labels[relation_classes[i]],
+                    float(relation_scores[i]),
+                )
+                for i in numpy.flatnonzero(keep_relation & (pair_docs == d)).tolist()
+            ]
+            set_relations(doc, relations)
+
+    def _span(self, doc: Doc, batch: Batch, row: int, entity_classes: numpy.ndarray) -> Span:
+        """The Span of a batch row, labelled with its predicted type (a candidate) or
+        the type it came with (an extra span)."""
+        start, end = batch.data[row].tolist()
+        doc_index = int(numpy.searchsorted(batch.offsets, row, side="right") - 1)
+        extra = row - batch.offsets[doc_index] - batch.n_candidates[doc_index]
+        label = batch.extra_labels[doc_index][extra] if extra >= 0 else self.labels[entity_classes[row]]
+        return Span(doc, start, end, label=label)
+
+
+def _unique_spans(batch: Batch, rows: numpy.ndarray) -> numpy.ndarray:
+    """`rows` with spans of the same boundaries kept once (the first), in order."""
+    if not len(rows):
+        return rows.astype("int64")
+    _, first = numpy.unique(batch.data[rows], axis=0, return_index=True)
+    return rows[numpy.sort(first)].astype("int64")
+
+
+def _sample(rows: numpy.ndarray, limit: int) -> numpy.ndarray:
+    """At most `limit` of `rows`, at random (numpy's global RNG, which spaCy seeds)."""
+    if len(rows) <= limit:
+        return rows
+    return numpy.random.choice(rows, limit, replace=False)
+
+
+def _no_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
+    return numpy.zeros((0, 2), dtype="int32")
