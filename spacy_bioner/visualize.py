@@ -44,7 +44,8 @@ def render_page(docs: Sequence[Doc], title: str = "spacy-bioner") -> str:
     relation arcs."""
     sections = []
     for i, doc in enumerate(docs):
-        parts = [f"<h2>Document {i + 1}</h2>", "<h3>Entities (doc.ents)</h3>", displacy.render(doc, style="ent", page=False)]
+        entities = displacy.render(doc, style="ent", page=False) if doc.ents else f"<p>{html.escape(doc.text)}</p><p><em>no entities</em></p>"
+        parts = [f"<h2>Document {i + 1}</h2>", "<h3>Entities (doc.ents)</h3>", entities]
         for key, group in doc.spans.items():
             if len(group):
                 parts += [f"<h3>Span group {html.escape(key)}</h3>", displacy.render(doc, style="span", options={"spans_key": key}, page=False)]
