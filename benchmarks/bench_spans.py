@@ -20,7 +20,6 @@ Converted corpora and trained models go under --work (default /tmp), never the r
 import json
 import shlex
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,14 +27,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import spacy
 import typer
 from spacy.tokens import Doc, DocBin
-from spacy.training import Example
 
 from spacy_bioner.corpora import read_iob, read_spert
 from spacy_bioner.scoring import score_entities
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from compare_systems import train  # noqa: E402
+from compare_systems import timed_predictions, train  # noqa: E402
 
 # The paper's SpanPred (linear classifier over [u_b; u_e]); configs/spans.cfg itself is
 # the bioner_spans_mlp_spert recipe.
@@ -107,14 +105,7 @@ def overlapping_recall(pairs: Sequence[Tuple[set, set]]) -> Tuple[int, int]:
 
 
 def evaluate(model: Path, test_path: Path, pred_key: str, batch_size: int = 256) -> Dict[str, object]:
-    nlp = spacy.load(model)
-    references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
-    texts = [doc.text for doc in references]
-    list(nlp.pipe(texts[:64], batch_size=batch_size))
-    start = time.perf_counter()
-    predictions = list(nlp.pipe(texts, batch_size=batch_size))
-    seconds = time.perf_counter() - start
-    examples = [Example(pred, ref) for pred, ref in zip(predictions, references)]
+    nlp, examples, words_per_second = timed_predictions(model, test_path, batch_size)
     scores = score_entities(examples, pred_key=pred_key, gold_key=GOLD_KEY, prefix="ents")
     entity_sets = [
         (
@@ -124,10 +115,10 @@ def evaluate(model: Path, test_path: Path, pred_key: str, batch_size: int = 256)
         for eg in examples
     ]
     recovered, n_overlapping = overlapping_recall(entity_sets)
-    memory_text = long_text(texts, nlp, MEMORY_DOC_TOKENS)
+    memory_text = long_text([eg.reference.text for eg in examples], nlp, MEMORY_DOC_TOKENS)
     return {
         **scores,
-        "words_per_second": sum(len(doc) for doc in predictions) / seconds,
+        "words_per_second": words_per_second,
         "memory_doc_tokens": len(nlp.make_doc(memory_text)),
         "peak_memory_mib": peak_memory_mib(nlp, memory_text),
         "overlapping_recovered": recovered,

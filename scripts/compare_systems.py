@@ -13,10 +13,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import spacy
 import typer
+from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
 
@@ -38,8 +39,9 @@ def train(config: str, overrides: List[str], corpus: Path, output: Path, steps: 
     return time.perf_counter() - start
 
 
-def evaluate(model: Path, test_path: Path, batch_size: int) -> Dict[str, object]:
-    """Strict test P/R/F (from raw text, as in `spacy evaluate`) and words per second."""
+def timed_predictions(model: Path, test_path: Path, batch_size: int) -> Tuple[Language, List[Example], float]:
+    """The loaded pipeline, its predictions on the raw test texts (as in `spacy evaluate`), paired
+    with the references, and words per second of `nlp.pipe` after a warm-up batch."""
     nlp = spacy.load(model)
     references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
     texts = [doc.text for doc in references]
@@ -47,9 +49,14 @@ def evaluate(model: Path, test_path: Path, batch_size: int) -> Dict[str, object]
     start = time.perf_counter()
     predictions = list(nlp.pipe(texts, batch_size=batch_size))
     seconds = time.perf_counter() - start
-    scores = score_entities([Example(pred, ref) for pred, ref in zip(predictions, references)])
     n_words = sum(len(doc) for doc in predictions)
-    return {**scores, "words_per_second": n_words / seconds}
+    return nlp, [Example(pred, ref) for pred, ref in zip(predictions, references)], n_words / seconds
+
+
+def evaluate(model: Path, test_path: Path, batch_size: int) -> Dict[str, object]:
+    """Strict test P/R/F and words per second."""
+    _, examples, words_per_second = timed_predictions(model, test_path, batch_size)
+    return {**score_entities(examples), "words_per_second": words_per_second}
 
 
 def markdown_table(rows: List[Dict[str, object]]) -> str:
