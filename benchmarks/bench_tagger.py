@@ -27,7 +27,7 @@ def main(
 ) -> None:
     corpus_dir = ROOT / "corpus" / corpus
     for split in ("train", "devel", "test"):
-        command = ["bioner", "convert", "iob", str(data / "ner" / corpus / f"{split}.tsv"), str(corpus_dir / f"{split}.spacy")]
+        command = [sys.executable, "-m", "spacy_bioner", "convert", "iob", str(data / "ner" / corpus / f"{split}.tsv"), str(corpus_dir / f"{split}.spacy")]
         subprocess.run(command, check=True, cwd=ROOT)
     command = [sys.executable, "scripts/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}"]
     command += [arg for spec in VARIANTS for arg in ("--variant", spec)]
