@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy
 import srsly
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import ensure_path
@@ -36,6 +35,7 @@ from ..llm.instructions import DEFAULT_TEMPLATE, IGNORE, OUTSIDE, Instance, Inst
 from ..llm.model import load_llm, pad_batch, save_llm
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
+from .base import EntityPipe
 from .common import aligned_iob_tags, check_scheme, resolve_class_weights
 
 DEFAULT_LLM_MODEL = """
@@ -157,8 +157,13 @@ def make_llm_tagger(
     )
 
 
-class LLMTagger(TrainablePipe):
+class LLMTagger(EntityPipe):
     """VANER: an instructed, bidirectional LLM with LoRA tagging one entity type per pass."""
+
+    # The head predicts O/B/I of the instructed type, so types can be added after
+    # training too (they are then only as good as the instruction).
+    output_ref = None
+    types_only = True
 
     def __init__(
         self,
@@ -228,20 +233,6 @@ class LLMTagger(TrainablePipe):
         self._retrieved: Dict[Tuple[str, ...], list] = {}
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """The entity types; each is one instructed pass."""
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.cfg["labels"])
-
-    @property
-    def spans_key(self) -> str:
-        """The configured key, else the component's (current) name."""
-        return self.cfg["spans_key"] or self.name
-
-    @property
     def encoder(self) -> InstructionEncoder:
         tokenizer = self.model.attrs["tokenizer"]
         if tokenizer is None:
@@ -250,17 +241,6 @@ class LLMTagger(TrainablePipe):
             max_length = self.model.attrs["settings"]["max_length"]
             self._encoder = InstructionEncoder(tokenizer, self.cfg["template"], max_length)
         return self._encoder
-
-    def add_label(self, label: str) -> int:
-        """Add an entity type. The head predicts O/B/I of the instructed type, so types
-        can be added after training too (they are then only as good as the instruction)."""
-        if not isinstance(label, str) or not label or "-" in label[:2]:
-            raise ValueError(f"[{self.name}] invalid entity type {label!r}: give the type only, e.g. 'Disease'")
-        if label in self.cfg["labels"]:
-            return 0
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     def initialize(
         self,

@@ -27,7 +27,6 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -40,6 +39,7 @@ from ..layers.spans import enumerate_spans
 from ..losses import binary_cross_entropy, iou_scaled_bce, max_iou, pairwise_ranking_loss, softmax, weighted_cross_entropy
 from ..relations import relation_rows, set_relations
 from ..scoring import make_relation_scorer
+from .base import EntityPipe
 from .common import DEFAULT_CNN_TOK2VEC, unknown_label_error
 
 DEFAULT_RELATIONS_MODEL = """
@@ -190,8 +190,10 @@ class Batch(NamedTuple):
     extra_labels: List[List[str]]
 
 
-class RelationExtractor(TrainablePipe):
+class RelationExtractor(EntityPipe):
     """Entities to doc.spans[spans_key], relations between them to doc._.relations."""
+
+    output_ref = "entity_classes"
 
     def __init__(
         self,
@@ -255,11 +257,6 @@ class RelationExtractor(TrainablePipe):
         self.custom_scorer = scorer
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """The entity types."""
-        return tuple(self.cfg["labels"])
-
-    @property
     def relation_labels(self) -> Tuple[str, ...]:
         return tuple(self.cfg["relation_labels"])
 
@@ -268,31 +265,12 @@ class RelationExtractor(TrainablePipe):
         return {"entities": list(self.labels), "relations": list(self.relation_labels)}
 
     @property
-    def spans_key(self) -> str:
-        """The configured key, else the component's (current) name."""
-        return self.cfg["spans_key"] or self.name
-
-    @property
     def scorer(self) -> Callable:
         return self.custom_scorer or make_relation_scorer(self.spans_key)
 
-    def add_label(self, label: str) -> int:
-        """Add an entity type."""
-        return self._add(label, "labels", "entity_classes")
-
     def add_relation_label(self, label: str) -> int:
-        return self._add(label, "relation_labels", "relation_classes")
-
-    def _add(self, label: str, setting: str, head: str) -> int:
-        if not isinstance(label, str) or not label:
-            raise ValueError(f"[{self.name}] invalid label {label!r}")
-        if label in self.cfg[setting]:
-            return 0
-        if self.model.get_ref(head).has_dim("nO"):
-            raise ValueError(f"[{self.name}] cannot add label {label!r} after the model is initialized")
-        self.cfg[setting].append(label)
-        self.vocab.strings.add(label)
-        return 1
+        """Add a relation type; 0 if it was there already."""
+        return self._add_to("relation_labels", label, "relation_classes")
 
     def initialize(
         self,

@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import minibatch
@@ -32,6 +31,7 @@ from ..annotations import write_entities
 from ..layers.spans import enumerate_spans, limit_width
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
+from .base import EntityPipe
 from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error
 
 NEGATIVE = "Neg_Span"
@@ -123,8 +123,10 @@ def make_span_classifier(
     )
 
 
-class SpanClassifier(TrainablePipe):
+class SpanClassifier(EntityPipe):
     """Softmax over entity types plus a negative class for every candidate span."""
+
+    reserved_labels = (NEGATIVE,)
 
     def __init__(
         self,
@@ -174,43 +176,15 @@ class SpanClassifier(TrainablePipe):
         self.custom_scorer = scorer
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """The entity types."""
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.cfg["labels"])
-
-    @property
     def classes(self) -> List[str]:
         """The classes the model predicts, in output order: the negative class first."""
         return [NEGATIVE, *self.cfg["labels"]]
-
-    @property
-    def spans_key(self) -> str:
-        """The configured key, else the component's (current) name."""
-        return self.cfg["spans_key"] or self.name
 
     @property
     def scorer(self) -> Callable:
         """The configured scorer, else strict P/R/F of this component's span group
         (resolved on use, so it follows a rename when the component is sourced)."""
         return self.custom_scorer or make_entity_scorer(self.spans_key)
-
-    def add_label(self, label: str) -> int:
-        if not isinstance(label, str) or not label or label == NEGATIVE:
-            raise ValueError(f"[{self.name}] invalid entity type {label!r}")
-        if label in self.cfg["labels"]:
-            return 0
-        if self.model.get_ref("output").has_dim("nO"):
-            raise ValueError(
-                f"[{self.name}] cannot add an entity type after the model is initialized; "
-                "list every type before training (config or `spacy init labels`)."
-            )
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     def suggest(self, docs: Sequence[Doc]) -> Ragged:
         """Candidate spans of the docs, at most max_span_length tokens long."""

@@ -11,7 +11,6 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -23,6 +22,7 @@ from ..bio import iob_to_spans, tag_inventory
 from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, decode, forward_backward, pad
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
+from .base import EntityPipe
 from .common import DEFAULT_CNN_TOK2VEC, aligned_iob_tags, check_scheme, resolve_class_weights
 
 DEFAULT_TAGGER_MODEL = """
@@ -81,8 +81,10 @@ def make_tagger(
     )
 
 
-class BioTagger(TrainablePipe):
+class BioTagger(EntityPipe):
     """BIO tagger with class-weighted cross-entropy (softmax output) or a CRF output."""
+
+    types_only = True
 
     def __init__(
         self,
@@ -122,44 +124,13 @@ class BioTagger(TrainablePipe):
         self._weights_cache: Optional[Tuple[Tuple[str, ...], Any]] = None
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """The entity types (not the tags)."""
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.cfg["labels"])
-
-    @property
     def tags(self) -> List[str]:
         """The IOB2 tags the model predicts, in output order."""
         return tag_inventory(self.cfg["labels"])
 
     @property
-    def spans_key(self) -> str:
-        """The configured key, else the component's (current) name."""
-        return self.cfg["spans_key"] or self.name
-
-    @property
     def is_crf(self) -> bool:
         return self.model.has_ref("crf")
-
-    def add_label(self, label: str) -> int:
-        if not isinstance(label, str) or not label or "-" in label[:2]:
-            raise ValueError(f"[{self.name}] invalid entity type {label!r}: give the type only, e.g. 'Disease'")
-        if label in self.cfg["labels"]:
-            return 0
-        self._allow_extra_label()
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
-
-    def _allow_extra_label(self) -> None:
-        if self.model.get_ref("output").has_dim("nO"):
-            raise ValueError(
-                f"[{self.name}] cannot add an entity type after the model is initialized; "
-                "list every type before training (config or `spacy init labels`)."
-            )
 
     def initialize(
         self,

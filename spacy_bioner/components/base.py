@@ -1,0 +1,52 @@
+"""`EntityPipe`: what every entity-predicting component shares, its entity types
+(`labels`, `label_data`, `add_label`) and the span group it writes (`spans_key`)."""
+from typing import List, Optional, Sequence, Tuple
+
+from spacy.pipeline import TrainablePipe
+
+
+class EntityPipe(TrainablePipe):
+    """A TrainablePipe whose cfg holds "labels" (entity types) and "spans_key".
+
+    Subclasses set `output_ref` (the model layer whose `nO` fixes the label set, None if
+    labels can be added at any time), `reserved_labels` (names the model uses itself)
+    and `types_only` (reject labels that look like BIO tags)."""
+
+    output_ref: Optional[str] = "output"
+    reserved_labels: Sequence[str] = ()
+    types_only: bool = False
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity types."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.cfg["labels"])
+
+    @property
+    def spans_key(self) -> str:
+        """The configured key, else the component's (current) name."""
+        return self.cfg["spans_key"] or self.name
+
+    def add_label(self, label: str) -> int:
+        """Add an entity type; 0 if it was there already."""
+        return self._add_to("labels", label, self.output_ref)
+
+    def _add_to(self, setting: str, label: str, output_ref: Optional[str]) -> int:
+        """Add `label` to the cfg list `setting`, while the layer `output_ref` is unsized."""
+        if not isinstance(label, str) or not label or label in self.reserved_labels:
+            raise ValueError(f"[{self.name}] invalid label {label!r}")
+        if self.types_only and "-" in label[:2]:
+            raise ValueError(f"[{self.name}] invalid entity type {label!r}: give the type only, e.g. 'Disease'")
+        if label in self.cfg[setting]:
+            return 0
+        if output_ref is not None and self.model.get_ref(output_ref).has_dim("nO"):
+            raise ValueError(
+                f"[{self.name}] cannot add label {label!r} after the model is initialized; "
+                "list every label before training (config or `spacy init labels`)."
+            )
+        self.cfg[setting].append(label)
+        self.vocab.strings.add(label)
+        return 1
