@@ -1,27 +1,48 @@
-"""Benchmark `bioner_relations` (SpERT.MT) on CoNLL04 and ADE with configs/relations.cfg.
+"""Benchmark `bioner_relations` (SpERT.MT) on CoNLL04 and ADE, with ablation rows.
 
-CoNLL04: train on train+dev, test on test, micro F1. ADE: the given folds (10-fold
-cross-validation; fold 0 alone for a quick run), macro F1 averaged over the folds.
-Writes benchmarks/results/relations_<dataset>.md and .json: entity (strict) and relation
-(strict and boundaries) P/R/F1, training time and words/second at inference.
+CoNLL04: train on train+dev, test on test, micro averages. ADE: the given folds (10-fold
+cross-validation; fold 0 alone for a quick run), macro averages; a row is the mean over
+the folds, and with several folds a per-fold table follows with the mean and the sample
+standard deviation of each F1. Every variant (one row) trains the same config for the
+same budget and seed with one switch flipped (seeds/002 Table 2):
+
+    full              the config as it is
+    no-multitask      components.bioner_relations.multitask = false
+    no-iou            components.bioner_relations.iou_scaling = false
+    no-entity-logits  components.bioner_relations.model.entity_logits = false
+
+Writes benchmarks/results/relations_<dataset>[_<encoder>].md and .json (the encoder
+suffix, the last part of paths.transformer, only for a transformer config) with entity
+(strict) and relation (strict and boundaries) P/R/F1, training time, words/second at
+inference (model-last, no selection on the test set), the encoder and the command.
 
     python benchmarks/bench_relations.py conll04 --max-steps 2000
-    python benchmarks/bench_relations.py ade --folds 0 --max-steps 2000
+    python benchmarks/bench_relations.py conll04 --variants full no-multitask no-iou no-entity-logits
+    python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 2000
+    python benchmarks/bench_relations.py conll04 --config configs/relations_trf.cfg \\
+        --paths.transformer assets/models/all-MiniLM-L6-v2 --max-steps 11530
 
-The corpora are read from ../shared/data/re (or --data DIR) (never copied into the repo); the DocBins
-and models go to a temporary directory unless --workdir is given.
+A config with a warmup_linear learning rate warms up over 10% of --max-steps (SpERT's
+lr_warmup). Any other argument is a `spacy train` override applied to every variant.
+The corpora are read from ../shared/data/re (or --data DIR) (never copied into the
+repo); the DocBins and models go to a temporary directory unless --workdir is given.
 """
 import argparse
 import json
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Dict, List
 
 import spacy
+from spacy.cli._util import parse_config_overrides
 from spacy.tokens import DocBin
 from spacy.training import Example
+from spacy.util import load_config
 
 from spacy_bioner.corpora import read_spert
 from spacy_bioner.scoring import make_relation_scorer
@@ -33,6 +54,13 @@ DATASETS = {
     "conll04": {"average": "micro", "splits": lambda fold: (["conll04_train", "conll04_dev"], "conll04_test")},
     "ade": {"average": "macro", "splits": lambda fold: ([f"ade_split_{fold}_train"], f"ade_split_{fold}_test")},
 }
+VARIANTS: Dict[str, List[str]] = {
+    "full": [],
+    "no-multitask": ["--components.bioner_relations.multitask", "false"],
+    "no-iou": ["--components.bioner_relations.iou_scaling", "false"],
+    "no-entity-logits": ["--components.bioner_relations.model.entity_logits", "false"],
+}
+F1_COLUMNS = ("NER F1", "RE strict F1", "RE boundaries F1")
 
 
 def write_docbin(names, dataset: str, path: Path, data: Path) -> None:
@@ -43,14 +71,20 @@ def write_docbin(names, dataset: str, path: Path, data: Path) -> None:
         DocBin(docs=docs, store_user_data=True).to_disk(path / f"{name}.spacy")
 
 
-def run_fold(dataset: str, fold: int, workdir: Path, max_steps: int, overrides, data: Path) -> dict:
+def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
+    """The fold's train/ and test/ DocBins under workdir, shared by the variants."""
     train_names, test_name = DATASETS[dataset]["splits"](fold)
-    fold_dir = workdir / f"{dataset}_{fold}"
+    fold_dir = workdir / "corpus" / f"{dataset}_{fold}"
     write_docbin(train_names, dataset, fold_dir / "train", data)
     write_docbin([test_name], dataset, fold_dir / "test", data)
+    return fold_dir
+
+
+def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides) -> dict:
+    """Train on the fold for max_steps and score model-last on its test split."""
+    _, test_name = DATASETS[dataset]["splits"](fold)
     command = [
-        sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "relations.cfg"),
-        "--output", str(fold_dir / "model"),
+        sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
         "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "test"),
         "--training.max_steps", str(max_steps), "--training.eval_frequency", str(max(max_steps // 4, 1)),
         *overrides,
@@ -59,7 +93,7 @@ def run_fold(dataset: str, fold: int, workdir: Path, max_steps: int, overrides, 
     subprocess.run(command, check=True)
     train_seconds = time.perf_counter() - start
     # model-last: no model selection on the test set
-    nlp = spacy.load(fold_dir / "model" / "model-last")
+    nlp = spacy.load(output / "model-last")
     references = list(DocBin().from_disk(fold_dir / "test" / f"{test_name}.spacy").get_docs(nlp.vocab))
     start = time.perf_counter()
     predictions = list(nlp.pipe(doc.text for doc in references))
@@ -69,48 +103,120 @@ def run_fold(dataset: str, fold: int, workdir: Path, max_steps: int, overrides, 
     return {"fold": fold, "scores": scores, "train_seconds": train_seconds, "words_per_second": n_words / seconds}
 
 
-def summary(results, average: str) -> dict:
-    """Mean over folds of the headline numbers (percent)."""
-    keys = {
-        "NER P": f"spans_{KEY}_p" if average == "micro" else f"spans_{KEY}_macro_p",
-        "NER R": f"spans_{KEY}_r" if average == "micro" else f"spans_{KEY}_macro_r",
-        "NER F1": f"spans_{KEY}_f" if average == "micro" else f"spans_{KEY}_macro_f",
+def headline(result: dict, average: str) -> Dict[str, float]:
+    """The table's numbers for one run (percent), in column order."""
+    scores = result["scores"]
+    keys = {"NER": f"spans_{KEY}" if average == "micro" else f"spans_{KEY}_macro"}
+    keys.update({"RE strict": f"rel_strict_{average}", "RE boundaries": f"rel_{average}"})
+    row = {
+        f"{column} {metric.upper()}{'1' if metric == 'f' else ''}": 100 * scores[f"{key}_{metric}"]
+        for column, key in keys.items()
+        for metric in "prf"
     }
-    for setting, prefix in (("RE strict", "rel_strict"), ("RE boundaries", "rel")):
-        for metric in "prf":
-            keys[f"{setting} {metric.upper()}{'1' if metric == 'f' else ''}"] = f"{prefix}_{average}_{metric}"
-    table = {name: 100 * sum(r["scores"][key] for r in results) / len(results) for name, key in keys.items()}
-    table["train s"] = sum(r["train_seconds"] for r in results) / len(results)
-    table["words/s"] = sum(r["words_per_second"] for r in results) / len(results)
-    return table
+    row["train s"] = result["train_seconds"]
+    row["words/s"] = result["words_per_second"]
+    return row
+
+
+def summary(results: List[dict], average: str) -> Dict[str, Dict[str, float]]:
+    """Mean over folds of every column and, with several folds, the sample standard
+    deviation of each F1."""
+    rows = [headline(result, average) for result in results]
+    mean = {name: statistics.fmean(row[name] for row in rows) for name in rows[0]}
+    std = {name: statistics.stdev(row[name] for row in rows) for name in F1_COLUMNS} if len(rows) > 1 else {}
+    return {"mean": mean, "std": std}
+
+
+def encoder_of(config_path: Path, overrides: List[str]) -> Dict[str, Any]:
+    """The encoder the config trains (transformer name or CNN tok2vec) and whether its
+    learning rate has a warm-up to size."""
+    config = load_config(config_path, overrides=parse_config_overrides(list(overrides)), interpolate=True)  # it pops
+    transformer = config["components"].get("transformer")
+    learn_rate = config["training"]["optimizer"]["learn_rate"]
+    return {
+        "name": Path(transformer["model"]["name"]).name if transformer else None,
+        "warmup": isinstance(learn_rate, dict) and learn_rate.get("@schedules") == "warmup_linear.v1",
+    }
+
+
+def markdown(meta: Dict[str, Any], variants: Dict[str, dict]) -> str:
+    encoder = meta["encoder"] or "CNN tok2vec"
+    lines = [
+        f"# bioner_relations on {meta['dataset']} ({meta['average']} averages; folds {meta['folds']}; "
+        f"encoder {encoder} ({meta['config']}), CPU, {meta['max_steps']} steps)",
+        "",
+    ]
+    columns = list(next(iter(variants.values()))["summary"]["mean"])
+    lines += ["| variant | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for name, variant in variants.items():
+        values = variant["summary"]["mean"]
+        cells = [f"{values[c]:.2f}" if "/s" not in c else f"{values[c]:.0f}" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if len(meta["folds"]) > 1:
+        lines += [
+            "",
+            f"Per fold (F1); the rows above are the means over the {len(meta['folds'])} folds:",
+            "",
+            "| variant | fold | " + " | ".join(F1_COLUMNS) + " |",
+            "|" + "---|" * (len(F1_COLUMNS) + 2),
+        ]
+        for name, variant in variants.items():
+            for run in variant["runs"]:
+                row = headline(run, meta["average"])
+                lines.append(f"| {name} | {run['fold']} | " + " | ".join(f"{row[c]:.2f}" for c in F1_COLUMNS) + " |")
+            mean, std = variant["summary"]["mean"], variant["summary"]["std"]
+            cells = [f"{mean[c]:.2f} ± {std[c]:.2f}" for c in F1_COLUMNS]
+            lines.append(f"| {name} | mean ± sd | " + " | ".join(cells) + " |")
+    lines += ["", f"Command: `{meta['command']}`"]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASETS))
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "relations.cfg")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["full"])
     parser.add_argument("--folds", default="0", help="ADE folds, e.g. 0 or 0-9")
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=DATA, help="Directory holding re/<dataset>/ (a mirror)")
-    # any other arguments are `spacy train` overrides, e.g. --components.bioner_relations.multitask false
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    # any other arguments are `spacy train` overrides, e.g. --paths.transformer DIR
     args, overrides = parser.parse_known_args()
     first, _, last = args.folds.partition("-")
     folds = [0] if args.dataset == "conll04" else list(range(int(first), int(last or first) + 1))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_relations_"))
-    results = [run_fold(args.dataset, fold, workdir, args.max_steps, overrides, args.data) for fold in folds]
+    encoder = encoder_of(args.config, overrides)
+    if encoder["warmup"]:
+        overrides = ["--training.optimizer.learn_rate.warmup_steps", str(max(1, args.max_steps // 10)), *overrides]
+    fold_dirs = {fold: prepare_fold(args.dataset, fold, workdir, args.data) for fold in folds}
     average = DATASETS[args.dataset]["average"]
-    table = summary(results, average)
-    out = ROOT / "benchmarks" / "results" / f"relations_{args.dataset}"
-    out.with_suffix(".json").write_text(json.dumps({"max_steps": args.max_steps, "folds": folds, "summary": table, "runs": results}, indent=2))
-    lines = [
-        f"# bioner_relations on {args.dataset} ({average} averages; folds {folds}; CNN tok2vec, CPU, {args.max_steps} steps)",
-        "",
-        "| " + " | ".join(table) + " |",
-        "|" + "---|" * len(table),
-        "| " + " | ".join(f"{value:.2f}" if "/s" not in name else f"{value:.0f}" for name, value in table.items()) + " |",
-    ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    variants = {}
+    for name in args.variants:
+        runs = [
+            run_fold(
+                args.dataset, fold, fold_dirs[fold], workdir / name / f"{args.dataset}_{fold}",
+                args.config, args.max_steps, [*overrides, *VARIANTS[name]],
+            )
+            for fold in folds
+        ]  # fmt: skip
+        variants[name] = {"overrides": VARIANTS[name], "summary": summary(runs, average), "runs": runs}
+    config_name = args.config.resolve().relative_to(ROOT) if args.config.resolve().is_relative_to(ROOT) else args.config
+    meta = {
+        "dataset": args.dataset,
+        "average": average,
+        "config": str(config_name),
+        "encoder": encoder["name"],
+        "max_steps": args.max_steps,
+        "folds": folds,
+        "command": shlex.join(["python", "benchmarks/bench_relations.py", *sys.argv[1:]]),
+    }
+    stem = f"relations_{args.dataset}" + (f"_{encoder['name']}" if encoder["name"] else "")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / f"{stem}.json").write_text(json.dumps({**meta, "variants": variants}, indent=2) + "\n")
+    text = markdown(meta, variants)
+    (args.output_dir / f"{stem}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

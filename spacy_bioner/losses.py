@@ -87,21 +87,24 @@ def pairwise_ranking_loss(
     margin_positive: float = 2.5,
     margin_negative: float = 0.5,
     gamma: float = 2.0,
-    mask=None,
+    weights=None,
 ) -> Tuple[float, Floats2d]:
-    """Pairwise ranking loss (dos Santos et al. 2015; SpERT.MT Eq. 7-9), averaged over
-    the (masked) rows.
+    """Pairwise ranking loss (dos Santos et al. 2015; SpERT.MT Eq. 7-9), the weighted
+    mean over the rows.
 
     Each row with a gold class y (``targets >= 0``) costs ``L+ = log(1 + exp(gamma (m+ -
     score_y)))`` plus ``L- = log(1 + exp(gamma (m- + score_c)))`` for the highest-scoring
     wrong class c; a negative row (target -1) costs only L- for its highest-scoring class.
-    Returns the loss and its gradient w.r.t. the scores.
+    `weights` gives each row a weight (default 1; 0 or False leaves the row out, so a
+    boolean mask works); the loss is ``sum(w_i L_i) / sum(w_i)``, so the scale of the
+    weights does not change the learning rate. Returns the loss and its gradient w.r.t.
+    the scores.
     """
     n_rows = scores.shape[0]
-    mask = xp.ones((n_rows,), dtype="f") if mask is None else mask.astype("f")
-    n = float(mask.sum())
+    weights = xp.ones((n_rows,), dtype="f") if weights is None else weights.astype("f")
+    total = float(weights.sum())
     d_scores = xp.zeros_like(scores)
-    if n == 0.0 or scores.shape[1] == 0:
+    if total == 0.0 or scores.shape[1] == 0:
         return 0.0, d_scores
     rows = xp.arange(n_rows)
     positive = targets >= 0
@@ -111,7 +114,7 @@ def pairwise_ranking_loss(
     worst = wrong.argmax(axis=1)
     z_neg = gamma * (margin_negative + scores[rows, worst])
     z_pos = gamma * (margin_positive - scores[rows, gold])
-    loss = float((mask * xp.logaddexp(0.0, z_neg) + mask * positive * xp.logaddexp(0.0, z_pos)).sum()) / n
-    d_scores[rows, worst] += gamma * sigmoid(xp, z_neg) * mask / n
-    d_scores[rows, gold] -= gamma * sigmoid(xp, z_pos) * mask * positive / n
+    loss = float((weights * xp.logaddexp(0.0, z_neg) + weights * positive * xp.logaddexp(0.0, z_pos)).sum()) / total
+    d_scores[rows, worst] += gamma * sigmoid(xp, z_neg) * weights / total
+    d_scores[rows, gold] -= gamma * sigmoid(xp, z_pos) * weights * positive / total
     return loss, d_scores

@@ -1,3 +1,4 @@
+import math
 import pickle
 import random
 
@@ -7,6 +8,7 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
+from spacy_bioner.losses import pairwise_ranking_loss
 from spacy_bioner.relations import Relation
 
 from .conftest import tiny_tok2vec
@@ -34,9 +36,14 @@ def make_examples(nlp, sentences=RELATION_SENTENCES):
     return [Example(nlp.make_doc(text), make_reference(nlp.vocab, text, ents, rels)) for text, ents, rels in sentences]
 
 
-def make_nlp(**config):
+def make_nlp(model=None, **config):
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.RelationExtractor.v1", "tok2vec": tiny_tok2vec(48), "dropout": 0.0}
+    model = {
+        "@architectures": "spacy_bioner.RelationExtractor.v1",
+        "tok2vec": tiny_tok2vec(48),
+        "dropout": 0.0,
+        **(model or {}),
+    }
     nlp.add_pipe("bioner_relations", config={"model": model, **config})
     return nlp
 
@@ -185,3 +192,204 @@ def test_evaluation_prints_relation_tables(trained):
     assert results["relations"]["rel_strict_micro_f"] == 1.0
     table = format_table(results)
     assert "relations, strict" in table and "relations, boundaries" in table and "ALL (macro)" in table
+
+
+# Class weights -------------------------------------------------------------------------
+
+ENTITY_CLASSES = ["Neg_Span", "Disease", "Drug", "Effect"]
+RELATION_CLASSES = ["Neg_Relation", "ADE", "Treats"]
+
+
+def initialized(**config):
+    """make_nlp(**config) initialized on RELATION_SENTENCES with fixed seeds; the pipe."""
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp(**config)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    return nlp, nlp.get_pipe("bioner_relations"), examples
+
+
+def test_class_counts_and_default_weights():
+    _, pipe, _ = initialized()
+    # Neg_Span: per sentence min(120, candidate spans - gold spans), e.g. 10 tokens:
+    # 55 - 4; Neg_Relation: ordered pairs of gold entities minus gold relations
+    assert pipe.cfg["class_counts"] == {
+        "entities": {"Neg_Span": 26 + 19 + 21 + 51 + 43 + 8, "Disease": 1, "Drug": 6, "Effect": 5},
+        "relations": {"Neg_Relation": 1 + 1 + 0 + 10 + 1 + 1, "ADE": 5, "Treats": 1},
+    }
+    assert pipe.cfg["scheme"] == "none"
+    assert {w for stage in pipe.cfg["class_weights"].values() for w in stage.values()} == {1.0}
+    _, pipe, _ = initialized(scheme="ins", negative_entities=20)
+    assert pipe.cfg["class_counts"]["entities"]["Neg_Span"] == 20 + 19 + 20 + 20 + 20 + 8
+    weights = pipe.cfg["class_weights"]
+    assert weights["entities"]["Neg_Span"] < weights["entities"]["Drug"] < weights["entities"]["Disease"]
+    assert weights["relations"]["Neg_Relation"] < weights["relations"]["ADE"] < weights["relations"]["Treats"]
+
+
+def test_ens_beta_and_weight_strength_reach_the_weights():
+    def entity_weights(**config):
+        return initialized(**config)[1].cfg["class_weights"]["entities"]
+
+    assert set(entity_weights(scheme="ins", weight_strength=0.0).values()) == {1.0}
+    # ENS: beta 0.5 treats the classes seen more than a few times (nearly) alike, 0.99 does not
+    low, high = entity_weights(scheme="ens", ens_beta=0.5), entity_weights(scheme="ens", ens_beta=0.99)
+    assert low["Drug"] / low["Neg_Span"] == pytest.approx(1.0, abs=0.02)
+    assert high["Drug"] / high["Neg_Span"] > 5
+
+
+@pytest.mark.parametrize("multitask", [True, False])
+def test_class_weights_weight_each_row_by_its_gold_class(multitask):
+    """Rows Drug (weight 4), negative (0.5), Effect (1): the classification loss is the
+    weighted mean of the rows' losses, and each row's gradient is scaled to match."""
+    explicit = {"Neg_Span": 0.5, "Disease": 1.0, "Drug": 4.0, "Effect": 1.0}
+    _, pipe, _ = initialized(multitask=multitask, alpha=0.0, class_weights={"entities": explicit})
+    scores = numpy.asarray([[2.0, 0.5, -1.0, 0.3], [0.3, 1.2, 0.1, -0.2], [-0.5, 0.2, 0.4, 1.1]], dtype="f")
+    identification = numpy.zeros((3, 1), dtype="f")
+    mask = numpy.ones(3, dtype=bool)
+
+    def row_losses_and_grads(scores, targets):
+        """Each row's unweighted loss and gradient (ranking loss, or cross-entropy over
+        the none class and the types)."""
+        if multitask:
+            rows = [pairwise_ranking_loss(numpy, scores[i : i + 1], targets[i : i + 1]) for i in range(len(scores))]
+            return numpy.asarray([loss for loss, _ in rows]), numpy.concatenate([grad for _, grad in rows])
+        probs = numpy.exp(scores) / numpy.exp(scores).sum(axis=1, keepdims=True)
+        gold = numpy.eye(scores.shape[1])[targets + 1]
+        return -numpy.log((probs * gold).sum(axis=1)), probs - gold
+
+    entity_scores = scores[:, :3] if multitask else scores
+    targets = numpy.asarray([1, -1, 2])
+    weights = numpy.asarray([4.0, 0.5, 1.0])
+    loss, d_scores, _ = pipe._stage_loss("entities", entity_scores, identification, targets, mask)
+    row_losses, row_grads = row_losses_and_grads(entity_scores, targets)
+    assert loss == pytest.approx(float((weights * row_losses).sum() / weights.sum()), rel=1e-5)
+    expected = row_grads * weights[:, None] / weights.sum()
+    assert d_scores.tolist() == [pytest.approx(row, rel=1e-5, abs=1e-7) for row in expected.tolist()]
+    # the relation stage keeps the scheme (none): the plain mean
+    relation_scores = scores[:, :2] if multitask else scores[:, :3]
+    targets = numpy.asarray([1, -1, 0])
+    loss, _, _ = pipe._stage_loss("relations", relation_scores, identification, targets, mask)
+    assert loss == pytest.approx(float(row_losses_and_grads(relation_scores, targets)[0].mean()), rel=1e-5)
+
+
+def test_class_weights_in_training_updates():
+    def first_loss(**config):
+        nlp, _, examples = initialized(**config)
+        numpy.random.seed(0)
+        return nlp.update(examples, losses={})["bioner_relations"]
+
+    base = first_loss()
+    equal = {"entities": dict.fromkeys(ENTITY_CLASSES, 3.0), "relations": dict.fromkeys(RELATION_CLASSES, 3.0)}
+    assert first_loss(class_weights=equal) == pytest.approx(base, rel=1e-5)  # only ratios matter
+    assert first_loss(scheme="ins") != pytest.approx(base, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"scheme": "focal"}, "unknown setting scheme = 'focal'; valid schemes: none, welt, ins, isns, ens"),
+        ({"class_weights": {"entity": {"Drug": 1.0}}}, "class_weights must map 'entities' and/or 'relations'"),
+    ],
+)
+def test_invalid_weight_settings_are_clear_errors(config, message):
+    with pytest.raises(ValueError, match=message):
+        make_nlp(**config)
+
+
+def test_explicit_weights_must_name_every_class():
+    nlp = make_nlp(class_weights={"relations": {"ADE": 1.0, "Treats": 2.0}})
+    message = r"class_weights.relations must give one weight per class .*missing classes: \['Neg_Relation'\]"
+    with pytest.raises(ValueError, match=message):
+        nlp.initialize(lambda: make_examples(nlp))
+
+
+# Ablation switches (seeds/002 Table 2) -------------------------------------------------
+
+
+@pytest.mark.parametrize("multitask", [True, False])
+def test_entity_logits_false_narrows_the_pair_input(multitask):
+    widths = {}
+    for entity_logits in (True, False):
+        _, pipe, _ = initialized(multitask=multitask, model={"entity_logits": entity_logits})
+        n_entity_classes = pipe.model.get_ref("entity_classes").get_dim("nO")
+        widths[entity_logits] = pipe.model.get_ref("relation_classes").get_dim("nI")
+        assert pipe.model.get_ref("relation_identification").get_dim("nI") == widths[entity_logits]
+    assert n_entity_classes == len(pipe.labels) + (0 if multitask else 1)
+    assert widths[True] - widths[False] == 2 * n_entity_classes
+
+
+@pytest.mark.parametrize("entity_logits", [True, False])
+def test_relation_scores_depend_on_entity_scores_only_with_entity_logits(entity_logits):
+    """Shift the entity class head: the entity scores change; the scores of fixed pairs
+    change with them only when the entity logits are part of the pair input."""
+    nlp, pipe, _ = initialized(model={"entity_logits": entity_logits})
+    docs = [nlp.make_doc(RELATION_SENTENCES[3][0])]
+    spans = pipe._batch(docs, [[]]).spans
+    pairs = numpy.asarray([[0, 40], [40, 0], [3, 7]])
+
+    def scores():
+        output = pipe.model.predict((docs, spans, lambda entity_scores: pairs))
+        return output.entity_scores.copy(), output.relation_scores.copy()
+
+    entity_before, relation_before = scores()
+    head = pipe.model.get_ref("entity_classes")
+    weights = head.get_param("W")
+    head.set_param("W", weights + numpy.random.default_rng(0).normal(size=weights.shape).astype("f"))
+    entity_after, relation_after = scores()
+    assert not numpy.allclose(entity_before, entity_after)
+    assert numpy.allclose(relation_before, relation_after) == (not entity_logits)
+
+
+@pytest.mark.parametrize("iou_scaling", [True, False])
+def test_iou_scaling_switch_on_hand_computed_values(iou_scaling):
+    """With beta = 0 the entity loss is the identification loss alone: Eq. 13 with
+    delta 0.25, or without IoU scaling the plain BCE of Eq. 4."""
+    _, pipe, _ = initialized(iou_scaling=iou_scaling, beta=0.0)
+    logits = numpy.asarray([[0.5], [-1.0], [2.0]], dtype="f")
+    targets = numpy.asarray([0, -1, -1])  # a Disease span and two negatives
+    eniou = numpy.asarray([1.0, 0.5, 0.0], dtype="f")
+    scores, mask = numpy.zeros((3, 3), dtype="f"), numpy.ones(3, dtype=bool)
+    loss, _, d_logits = pipe._stage_loss("entities", scores, logits, targets, mask, eniou)
+    p = [1 / (1 + math.exp(-z)) for z in logits[:, 0].tolist()]
+    if iou_scaling:
+        expected = (-0.75 * math.log(p[0]) - 0.25 * 1.5 * math.log(1 - p[1]) - 0.25 * 1.0 * math.log(1 - p[2])) / 3
+        gradient = [-0.75 * (1 - p[0]) / 3, 0.375 * p[1] / 3, 0.25 * p[2] / 3]
+    else:
+        expected = (-math.log(p[0]) - math.log(1 - p[1]) - math.log(1 - p[2])) / 3
+        gradient = [(p[0] - 1) / 3, p[1] / 3, p[2] / 3]
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert d_logits[:, 0].tolist() == pytest.approx(gradient, rel=1e-5)
+
+
+def test_iou_scaling_reaches_the_training_loss():
+    losses = {}
+    for iou_scaling in (True, False):
+        nlp, _, examples = initialized(iou_scaling=iou_scaling)
+        numpy.random.seed(0)
+        losses[iou_scaling] = nlp.update(examples, losses={})["bioner_relations"]
+    assert losses[True] != pytest.approx(losses[False], rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained_single_task():
+    """multitask = false (SpERT): softmax with a none class, trained like `trained`."""
+    nlp = make_nlp(multitask=False)
+    return train(nlp, make_examples(nlp)), make_examples(nlp)
+
+
+def test_single_task_has_a_none_class_and_overfits(trained_single_task):
+    nlp, examples = trained_single_task
+    pipe = nlp.get_pipe("bioner_relations")
+    assert pipe.model.get_ref("entity_classes").get_dim("nO") == len(pipe.labels) + 1
+    assert pipe.model.get_ref("relation_classes").get_dim("nO") == len(pipe.relation_labels) + 1
+    scores = nlp.evaluate(examples)
+    assert scores["spans_bioner_relations_f"] == 1.0
+    assert scores["rel_strict_micro_f"] == 1.0
+    text = "Rash was noted after penicillin and fever after ibuprofen ."
+    expected = {(0, 1, "Effect", 4, 5, "Drug", "ADE"), (6, 7, "Effect", 8, 9, "Drug", "ADE")}
+    assert relation_set(nlp(text)) == expected
+    # a class wins by beating the none class (scores are probabilities); theta is unused
+    pipe.cfg["threshold"] = 2.0
+    doc = nlp(text)
+    assert relation_set(doc) == expected
+    assert all(0.0 < r.score <= 1.0 for r in doc._.relations)

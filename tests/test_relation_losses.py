@@ -69,7 +69,7 @@ def test_pairwise_ranking_loss_matches_eq_7_to_9():
 
 def test_ranking_loss_mask_and_empty():
     scores = numpy.asarray([[1.0, 0.0], [5.0, 0.0]], dtype="f")
-    loss, grad = pairwise_ranking_loss(numpy, scores, numpy.asarray([-1, -1]), mask=numpy.asarray([True, False]))
+    loss, grad = pairwise_ranking_loss(numpy, scores, numpy.asarray([-1, -1]), weights=numpy.asarray([True, False]))
     assert loss == pytest.approx(softplus(2 * 1.5), rel=1e-5)
     assert not grad[1].any()
     loss, grad = pairwise_ranking_loss(numpy, numpy.zeros((0, 2), dtype="f"), numpy.zeros((0,), dtype="int64"))

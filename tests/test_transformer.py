@@ -1,5 +1,6 @@
 """bioner_tagger on a transformer through configs/tagger_trf.cfg: the listener path,
-windowing of long documents, and spacy.load without the source model directory.
+windowing of long documents, and spacy.load without the source model directory; and
+configs/relations_trf.cfg and configs/spans_trf.cfg through one update and prediction.
 
 The encoder is a tiny random BERT written into a temporary directory by the test (no
 download); its 64 position embeddings make windowing necessary for long documents.
@@ -27,7 +28,8 @@ from thinc.api import Adam, fix_random_seed  # noqa: E402
 
 from spacy_bioner.offline_models import ModelNotInstalled, minilm_dir  # noqa: E402
 
-CONFIG = Path(__file__).parents[1] / "configs" / "tagger_trf.cfg"
+CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIG = CONFIGS / "tagger_trf.cfg"
 HIDDEN = 32
 MAX_POSITIONS = 64
 WINDOW, STRIDE = 16, 12
@@ -73,17 +75,23 @@ def write_tiny_bert(path: Path) -> Path:
     return path
 
 
-def make_nlp(model_dir: Path, **overrides: Any) -> Language:
-    """The pipeline of configs/tagger_trf.cfg on the encoder in model_dir."""
-    config = load_config(CONFIG, overrides={"paths.transformer": str(model_dir), **overrides}, interpolate=True)
+def make_nlp(model_dir: Path, config_path: Path = CONFIG, **overrides: Any) -> Language:
+    """The pipeline of a *_trf.cfg (default: tagger_trf.cfg) on the encoder in model_dir."""
+    config = load_config(config_path, overrides={"paths.transformer": str(model_dir), **overrides}, interpolate=True)
     return load_model_from_config(config, auto_fill=True, validate=True)
 
 
-def make_examples(nlp: Language) -> List[Example]:
+def make_examples(nlp: Language, relations: bool = False) -> List[Example]:
+    """TRAIN as examples; with `relations`, each first Chemical "treats" the first
+    Disease of its sentence."""
     examples = []
     for text, ents in TRAIN:
         reference = Doc(nlp.vocab, words=text.split())
         reference.ents = [Span(reference, start, end, label=label) for start, end, label in ents]
+        if relations:
+            first = {ent.label_: ent for ent in reversed(reference.ents)}
+            if {"Chemical", "Disease"} <= set(first):
+                reference._.relations = [(first["Chemical"], first["Disease"], "treats")]
         examples.append(Example(nlp.make_doc(text), reference))
     return examples
 
@@ -170,6 +178,34 @@ def scores(doc: Doc) -> List[float]:
     group = doc.spans["bioner_tagger"]
     by_span = {(span.start, span.end, span.label_): score for span, score in zip(group, group.attrs["scores"])}
     return [by_span[ent] for ent in entities(doc)]
+
+
+@pytest.mark.parametrize(
+    "config_name,component", [("relations_trf.cfg", "bioner_relations"), ("spans_trf.cfg", "bioner_spans")]
+)
+def test_trf_config_trains_and_predicts_through_listener(config_name: str, component: str, tmp_path: Path) -> None:
+    model_dir = write_tiny_bert(tmp_path / "tiny-bert")
+    fix_random_seed(0)
+    nlp = make_nlp(model_dir, CONFIGS / config_name, **TINY_WINDOWS)
+    assert nlp.pipe_names == ["transformer", component]
+    examples = make_examples(nlp, relations=component == "bioner_relations")
+    nlp.initialize(lambda: examples)
+    pipe = nlp.get_pipe(component)
+    listener = pipe.model.get_ref("tok2vec").get_ref("listener")
+    assert nlp.get_pipe("transformer").listeners == [listener]
+    assert listener.get_dim("nO") == HIDDEN
+    encoder = next(shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims)._model
+    before = encoder.embeddings.word_embeddings.weight.detach().clone()
+    optimizer = Adam(1e-3)
+    for _ in range(2):  # the encoder's weights move from the second update on
+        losses = nlp.update(examples, sgd=optimizer, drop=0.0)
+        assert losses[component] > 0
+    assert not (encoder.embeddings.word_embeddings.weight.detach() == before).all()  # gradient through the listener
+    docs = list(nlp.pipe(text for text, _ in TRAIN))
+    assert all(doc._.trf_data.tensors[-1].shape[-1] == HIDDEN for doc in docs)
+    assert all(pipe.spans_key in doc.spans for doc in docs)
+    if component == "bioner_relations":
+        assert all(isinstance(doc._.relations, list) for doc in docs)
 
 
 @pytest.mark.models

@@ -3,6 +3,8 @@ so every component validates and reports them the same way."""
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from spacy.training import Example
+from thinc.api import Ops
+from thinc.types import Floats1d
 
 from ..weights import SCHEMES, class_weights
 
@@ -45,19 +47,27 @@ def resolve_class_weights(
     scheme: str,
     beta: float,
     strength: float,
+    setting: str = "class_weights",
 ) -> Dict[str, float]:
     """The loss weight of each class: the explicit weights from the config if given
-    (one per class, checked), else the scheme applied to the training counts."""
+    (one per class, checked; `setting` names them in the error), else the scheme
+    applied to the training counts."""
     if explicit is None:
         return class_weights(counts, scheme, beta, strength)
     unknown = sorted(set(explicit) - set(classes))
     missing = sorted(set(classes) - set(explicit))
     if unknown or missing:
         raise ValueError(
-            f"[{name}] class_weights must give one weight per class {list(classes)}; "
+            f"[{name}] {setting} must give one weight per class {list(classes)}; "
             f"unknown classes: {unknown}, missing classes: {missing}"
         )
     return {label: float(explicit[label]) for label in classes}
+
+
+def weight_vector(ops: Ops, weights: Mapping[str, float], classes: Sequence[str]) -> Floats1d:
+    """Resolved class weights in the model's output order, for the losses; 1 for a
+    class they do not name (a pipeline saved before its weights were resolved)."""
+    return ops.asarray1f([weights.get(label, 1.0) for label in classes])
 
 
 def unknown_label_error(name: str, index: int, label: str, known: Iterable[str]) -> ValueError:

@@ -21,6 +21,22 @@ Gold entities come from the reference's ``doc.spans[spans_key]`` when it has tha
 else its ``doc.ents``; gold relations from its ``doc._.relations`` and must connect gold
 entities. Predicted entities go to ``doc.spans[spans_key]`` (and, with ``set_ents``, a
 non-overlapping selection to ``doc.ents``); relations to ``doc._.relations``.
+
+Class weights (not in the paper; ``scheme = "none"``, the default, leaves the losses as
+published). Each stage has the classes ``Neg_Span`` (resp. ``Neg_Relation``: a sampled
+negative span or pair) and its types. Every trained row of a stage's classification loss
+(the ranking loss, or the softmax cross-entropy without multitask) counts with the
+weight of its gold class, and the loss is divided by the summed weights of the rows
+instead of their number: ``sum_i w(y_i) L_i / sum_i w(y_i)``. The weights change the
+balance between the classes, never the scale of the loss; with all weights equal this
+is the plain mean. The identification losses are not weighted (delta and the IoU
+scaling already balance positives against negatives there). The weights come from
+``class_weights`` for a stage it names, else from ``scheme`` (:mod:`spacy_bioner.weights`)
+over the stage's training counts, taken in ``initialize()``: per type, the gold entities
+of at most ``max_span_length`` tokens and the gold relations; for the negative classes,
+per doc the negatives it is trained on, ``min(negative_entities, other candidate spans)``
+and ``min(negative_relations, other ordered pairs of gold entities)`` (the pairs of
+predicted entities that ``train_on_predicted`` adds are not known before training).
 """
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -35,12 +51,12 @@ from thinc.types import Ragged
 
 from ..annotations import write_entities
 from ..layers.relation_model import RelationOutput
-from ..layers.spans import enumerate_spans
+from ..layers.spans import count_spans, enumerate_spans
 from ..losses import binary_cross_entropy, iou_scaled_bce, max_iou, pairwise_ranking_loss, softmax, weighted_cross_entropy
 from ..relations import relation_rows, set_relations
 from ..scoring import make_relation_scorer
 from .base import EntityPipe
-from .common import DEFAULT_CNN_TOK2VEC, unknown_label_error
+from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error, weight_vector
 
 DEFAULT_RELATIONS_MODEL = """
 [model]
@@ -51,6 +67,9 @@ entity_logits = true
 dropout = 0.1
 """ + DEFAULT_CNN_TOK2VEC
 DEFAULT_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL)["model"]
+NEGATIVE_ENTITY = "Neg_Span"
+NEGATIVE_RELATION = "Neg_Relation"
+STAGES = ("entities", "relations")
 
 
 @Language.factory(
@@ -71,6 +90,10 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL)["model"]
         "gamma": 2.0,
         "alpha": 1.0,
         "beta": 1.0,
+        "scheme": "none",
+        "ens_beta": 0.9,
+        "weight_strength": 1.0,
+        "class_weights": None,
         "train_on_predicted": True,
         "use_ents_from": None,
         "spans_key": None,
@@ -108,6 +131,10 @@ def make_relation_extractor(
     gamma: float,
     alpha: float,
     beta: float,
+    scheme: str,
+    ens_beta: float,
+    weight_strength: float,
+    class_weights: Optional[Dict[str, Dict[str, float]]],
     train_on_predicted: bool,
     use_ents_from: Optional[str],
     spans_key: Optional[str],
@@ -134,6 +161,13 @@ def make_relation_extractor(
     margin_positive, margin_negative, gamma: m+, m-, gamma of the ranking loss (paper:
         2.5, 0.5, 2).
     alpha, beta: weights of the identification and ranking losses (Eq. 10; paper: 1, 1).
+    scheme, ens_beta, weight_strength: class weights of the classification losses
+        (spacy_bioner.weights: none, welt, ins, isns, ens; "none" is the paper), from
+        each stage's training counts in initialize(); ens_beta is the ENS beta (here
+        `beta` is the ranking-loss weight). See the module docstring.
+    class_weights: explicit weights, {"entities": {"Neg_Span": w, TYPE: w, ...},
+        "relations": {"Neg_Relation": w, TYPE: w, ...}}, every class of a stage named;
+        a stage given here does not use the scheme.
     train_on_predicted: also train the relation stage on pairs of the entities the
         entity stage predicts for the batch (false: gold entities only, as the paper).
     use_ents_from: pair the entities of this span group (or "ents") of the doc, written
@@ -159,6 +193,10 @@ def make_relation_extractor(
         gamma=gamma,
         alpha=alpha,
         beta=beta,
+        scheme=scheme,
+        ens_beta=ens_beta,
+        weight_strength=weight_strength,
+        class_weights=class_weights,
         train_on_predicted=train_on_predicted,
         use_ents_from=use_ents_from,
         spans_key=spans_key,
@@ -194,6 +232,7 @@ class RelationExtractor(EntityPipe):
     """Entities to doc.spans[spans_key], relations between them to doc._.relations."""
 
     output_ref = "entity_classes"
+    reserved_labels = (NEGATIVE_ENTITY, NEGATIVE_RELATION)
 
     def __init__(
         self,
@@ -214,6 +253,10 @@ class RelationExtractor(EntityPipe):
         gamma: float = 2.0,
         alpha: float = 1.0,
         beta: float = 1.0,
+        scheme: str = "none",
+        ens_beta: float = 0.9,
+        weight_strength: float = 1.0,
+        class_weights: Optional[Dict[str, Dict[str, float]]] = None,
         train_on_predicted: bool = True,
         use_ents_from: Optional[str] = None,
         spans_key: Optional[str] = None,
@@ -230,6 +273,13 @@ class RelationExtractor(EntityPipe):
                 raise ValueError(f"[{name}] {setting} must be a positive integer; got {value!r}")
         if not 0.0 <= delta <= 1.0:
             raise ValueError(f"[{name}] delta must be in [0, 1]; got {delta!r}")
+        check_scheme(name, scheme)
+        if class_weights is not None and not set(class_weights) <= set(STAGES):
+            raise ValueError(
+                f"[{name}] class_weights must map 'entities' and/or 'relations' to a weight per class; "
+                f"got {sorted(class_weights)}"
+            )
+        self.explicit_weights = {stage: dict(weights) for stage, weights in (class_weights or {}).items()}
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -249,6 +299,11 @@ class RelationExtractor(EntityPipe):
             "gamma": gamma,
             "alpha": alpha,
             "beta": beta,
+            "scheme": scheme,
+            "ens_beta": ens_beta,
+            "weight_strength": weight_strength,
+            "class_weights": {},
+            "class_counts": {},
             "train_on_predicted": train_on_predicted,
             "use_ents_from": use_ents_from,
             "spans_key": spans_key,
@@ -260,6 +315,11 @@ class RelationExtractor(EntityPipe):
     def relation_labels(self) -> Tuple[str, ...]:
         return tuple(self.cfg["relation_labels"])
 
+    def output_sizes(self) -> Dict[str, int]:
+        """Class scores per stage: one per type, plus "none" without multitask."""
+        extra = 0 if self.cfg["multitask"] else 1
+        return {"entity_classes": len(self.labels) + extra, "relation_classes": len(self.relation_labels) + extra}
+
     @property
     def label_data(self) -> Dict[str, List[str]]:
         return {"entities": list(self.labels), "relations": list(self.relation_labels)}
@@ -267,6 +327,15 @@ class RelationExtractor(EntityPipe):
     @property
     def scorer(self) -> Callable:
         return self.custom_scorer or make_relation_scorer(self.spans_key)
+
+    @property
+    def stage_classes(self) -> Dict[str, List[str]]:
+        """The classes of each stage's loss: the negative class, then the types (also
+        the output order without multitask)."""
+        return {
+            "entities": [NEGATIVE_ENTITY, *self.labels],
+            "relations": [NEGATIVE_RELATION, *self.relation_labels],
+        }
 
     def add_relation_label(self, label: str) -> int:
         """Add a relation type; 0 if it was there already."""
@@ -280,8 +349,9 @@ class RelationExtractor(EntityPipe):
         labels: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         """Take the entity and relation types from `labels` ({"entities": [...],
-        "relations": [...]}, as `spacy init labels` writes) or else from the data, and
-        initialize the model. Types in the data missing from `labels` are an error."""
+        "relations": [...]}, as `spacy init labels` writes) or else from the data, count
+        the classes, fix the class weights and initialize the model. Types in the data
+        missing from `labels` are an error."""
         validate_get_examples(get_examples, f"{self.name}.initialize")
         if labels is None:
             entity_labels, relation_labels = set(), set()
@@ -295,14 +365,47 @@ class RelationExtractor(EntityPipe):
             self.add_relation_label(label)
         if not self.labels:
             raise ValueError(f"[{self.name}] no entity types: the training data has no entities and no labels were given")
-        extra = 0 if self.cfg["multitask"] else 1
-        self.model.get_ref("entity_classes").set_dim("nO", len(self.labels) + extra)
-        self.model.get_ref("relation_classes").set_dim("nO", len(self.relation_labels) + extra)
-        examples = list(islice(get_examples(), 10))
-        for index, example in enumerate(examples):
-            self._gold(example, index)
-        docs = [eg.predicted for eg in examples]
+        counts = self._count_classes(get_examples())
+        self.cfg["class_counts"] = counts
+        self.cfg["class_weights"] = {
+            stage: resolve_class_weights(
+                self.name,
+                classes,
+                counts[stage],
+                self.explicit_weights.get(stage),
+                self.cfg["scheme"],
+                self.cfg["ens_beta"],
+                self.cfg["weight_strength"],
+                setting=f"class_weights.{stage}",
+            )
+            for stage, classes in self.stage_classes.items()
+        }
+        for ref, size in self.output_sizes().items():
+            self.model.get_ref(ref).set_dim("nO", size)
+        docs = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=(docs, self._batch(docs, [[] for _ in docs]).spans, _no_pairs))
+
+    def _count_classes(self, examples: Iterable[Example]) -> Dict[str, Dict[str, int]]:
+        """Training instances per class of each stage (see the module docstring)."""
+        max_length = self.cfg["max_span_length"]
+        entities = numpy.zeros((len(self.labels) + 1,), dtype="int64")
+        relations = numpy.zeros((len(self.relation_labels) + 1,), dtype="int64")
+        for index, example in enumerate(examples):
+            gold = self._gold(example, index)
+            fits = gold.entities[:, 1] - gold.entities[:, 0] <= max_length
+            entities[1:] += numpy.bincount(gold.entity_classes[fits], minlength=len(self.labels))
+            positives = len(numpy.unique(gold.entities[fits], axis=0))
+            n_candidates = int(count_spans([len(example.predicted)], max_length)[0])
+            entities[0] += min(n_candidates - positives, self.cfg["negative_entities"])
+            relation_ids = numpy.asarray(list(gold.relations.values()), dtype="int64")
+            relations[1:] += numpy.bincount(relation_ids, minlength=len(self.relation_labels))
+            n_spans = len(numpy.unique(gold.entities, axis=0))
+            relations[0] += min(n_spans * (n_spans - 1) - len(gold.relations), self.cfg["negative_relations"])
+        classes = self.stage_classes
+        return {
+            "entities": dict(zip(classes["entities"], entities.tolist())),
+            "relations": dict(zip(classes["relations"], relations.tolist())),
+        }
 
     def _gold_group(self, reference: Doc) -> Sequence[Span]:
         return reference.spans[self.spans_key] if self.spans_key in reference.spans else reference.ents
@@ -457,11 +560,15 @@ class RelationExtractor(EntityPipe):
         set_dropout_rate(self.model, drop)
         output, backprop = self.model.begin_update((docs, batch.spans, select_pairs))
         loss_e, d_entity, d_entity_id = self._stage_loss(
-            output.entity_scores, output.entity_identification, entity_targets, entity_mask, eniou
+            "entities", output.entity_scores, output.entity_identification, entity_targets, entity_mask, eniou
         )
         targets = relation_targets[0]
         loss_r, d_relation, d_relation_id = self._stage_loss(
-            output.relation_scores, output.relation_identification, targets, numpy.ones(targets.shape, dtype=bool)
+            "relations",
+            output.relation_scores,
+            output.relation_identification,
+            targets,
+            numpy.ones(targets.shape, dtype=bool),
         )
         backprop(RelationOutput(d_entity, d_entity_id, output.pairs, d_relation, d_relation_id))
         if sgd is not None:
@@ -525,20 +632,23 @@ class RelationExtractor(EntityPipe):
         pairs = numpy.stack([numpy.concatenate(heads), numpy.concatenate(tails)], axis=1)
         return pairs, numpy.concatenate(targets)
 
-    def _stage_loss(self, scores, identification, targets, mask, eniou=None) -> Tuple[float, Any, Any]:
-        """Loss of one stage and its gradients w.r.t. the class scores and the
-        identification logits: alpha * BCE (IoU-scaled for entities) + beta * ranking,
-        or softmax cross-entropy without multitask."""
+    def _stage_loss(self, stage: str, scores, identification, targets, mask, eniou=None) -> Tuple[float, Any, Any]:
+        """Loss of one stage ("entities" or "relations") on the rows where `mask` is
+        true, and its gradients w.r.t. the class scores and the identification logits:
+        alpha * BCE (IoU-scaled with `eniou`) + beta * ranking, or softmax
+        cross-entropy without multitask; the classification loss class-weighted by the
+        rows' gold classes (target -1: the negative class)."""
         xp = self.model.ops.xp
         targets, mask = xp.asarray(targets), xp.asarray(mask)
+        weights = weight_vector(self.model.ops, self.cfg["class_weights"].get(stage, {}), self.stage_classes[stage])
         d_identification = xp.zeros_like(identification)
         if not self.cfg["multitask"]:
-            weights = xp.ones((scores.shape[1],), dtype="f")
             loss, d_scores = weighted_cross_entropy(xp, scores, xp.where(mask, targets + 1, -1), weights)
             return loss, d_scores, d_identification
         cfg = self.cfg
+        row_weights = weights[targets + 1] * mask
         rank, d_scores = pairwise_ranking_loss(
-            xp, scores, targets, cfg["margin_positive"], cfg["margin_negative"], cfg["gamma"], mask
+            xp, scores, targets, cfg["margin_positive"], cfg["margin_negative"], cfg["gamma"], row_weights
         )
         logits, positive = identification[:, 0], (targets >= 0).astype("f")
         if eniou is not None and cfg["iou_scaling"]:

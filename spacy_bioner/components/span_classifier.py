@@ -25,14 +25,14 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.types import Floats2d, Ragged
+from thinc.types import Floats1d, Floats2d, Ragged
 
 from ..annotations import write_entities
 from ..layers.spans import enumerate_spans, limit_width
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
-from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error
+from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error, weight_vector
 
 NEGATIVE = "Neg_Span"
 
@@ -180,6 +180,9 @@ class SpanClassifier(EntityPipe):
         """The classes the model predicts, in output order: the negative class first."""
         return [NEGATIVE, *self.cfg["labels"]]
 
+    def output_sizes(self) -> Dict[str, int]:
+        return {"output": len(self.classes)}
+
     @property
     def scorer(self) -> Callable:
         """The configured scorer, else strict P/R/F of this component's span group
@@ -275,9 +278,8 @@ class SpanClassifier(EntityPipe):
             targets[order[positions[found]]] = numpy.asarray(gold_classes)[found]
         return targets
 
-    def _class_weights(self):
-        weights = self.cfg["class_weights"]
-        return self.model.ops.asarray1f([weights.get(label, 1.0) for label in self.classes])
+    def _class_weights(self) -> Floats1d:
+        return weight_vector(self.model.ops, self.cfg["class_weights"], self.classes)
 
     def update(
         self,

@@ -23,7 +23,7 @@ from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, decode, forward_b
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
-from .common import DEFAULT_CNN_TOK2VEC, aligned_iob_tags, check_scheme, resolve_class_weights
+from .common import DEFAULT_CNN_TOK2VEC, aligned_iob_tags, check_scheme, resolve_class_weights, weight_vector
 
 DEFAULT_TAGGER_MODEL = """
 [model]
@@ -132,6 +132,9 @@ class BioTagger(EntityPipe):
     def is_crf(self) -> bool:
         return self.model.has_ref("crf")
 
+    def output_sizes(self) -> Dict[str, int]:
+        return {"output": len(self.tags)}
+
     def initialize(
         self,
         get_examples: Callable[[], Iterable[Example]],
@@ -189,9 +192,7 @@ class BioTagger(EntityPipe):
     def _weight_array(self):
         key = tuple(self.tags)
         if self._weights_cache is None or self._weights_cache[0] != key:
-            weights = self.cfg["class_weights"]
-            array = self.model.ops.asarray1f([weights.get(tag, 1.0) for tag in self.tags])
-            self._weights_cache = (key, array)
+            self._weights_cache = (key, weight_vector(self.model.ops, self.cfg["class_weights"], self.tags))
         return self._weights_cache[1]
 
     def update(
