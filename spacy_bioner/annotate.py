@@ -7,11 +7,12 @@ reported and skipped: it never stops the run and is always counted in the summar
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from .corpora.brat import one_line
 from .corpora.pubtator import PubTatorDocument, iter_pubtator, write_pubtator_document
 
 INPUT_FORMATS = ("txt", "jsonl", "pubtator", "dir")
@@ -91,7 +92,20 @@ def _iter_jsonl(path: Path) -> Iterator[InputRecord]:
             if not isinstance(record, dict) or not isinstance(record.get("text"), str) or "id" not in record:
                 yield InputRecord(fallback_id, problem=f"line {number}: expected an object with 'id' and a string 'text'")
                 continue
-            yield InputRecord(str(record["id"]), record["text"])
+            doc_id, text = str(record["id"]), record["text"]
+            if not _is_unicode(doc_id) or not _is_unicode(text):
+                yield InputRecord(fallback_id, problem=f"line {number}: 'id' or 'text' holds a lone surrogate (\\ud800-\\udfff), not text")
+                continue
+            yield InputRecord(doc_id, text)
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (JSON escapes can make lone surrogates)."""
+    try:
+        text.encode("utf8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _iter_pubtator(path: Path) -> Iterator[InputRecord]:
@@ -101,6 +115,10 @@ def _iter_pubtator(path: Path) -> Iterator[InputRecord]:
 
 def _iter_dir(path: Path) -> Iterator[InputRecord]:
     for file in sorted(path.glob("*.txt")):
+        if not _is_unicode(file.stem):
+            name = file.stem.encode("utf8", "surrogateescape").decode("utf8", "replace")
+            yield InputRecord(name, problem="the file name is not valid UTF-8")
+            continue
         text, problem = _decode(file.read_bytes())
         yield InputRecord(file.stem, text, problem=problem)
 
@@ -148,6 +166,17 @@ class Writer:
             _drop_partial_tail(path, b"\n" if output_format == "jsonl" else b"\n\n")
             self.file = path.open("a", encoding="utf8")
 
+    def problem(self, record: InputRecord) -> Optional[str]:
+        """Why the record's id cannot be written in this format, or None: BRAT makes
+        file names of ids, PubTator puts them at the start of `ID|t|` lines."""
+        doc_id = record.id
+        if self.format == "brat":
+            if doc_id in ("", ".", "..") or any(c in doc_id for c in "/\\\0") or len(doc_id.encode("utf8", "surrogatepass")) > 200:
+                return f"id {doc_id!r} is not a file name (BRAT output names the files after the ids)"
+        elif self.format == "pubtator" and (not doc_id or any(c in doc_id for c in "|\t\r\n")):
+            return f"id {doc_id!r} cannot start a PubTator line (empty, or holds '|', a tab or a line break)"
+        return None
+
     def done_ids(self) -> Set[str]:
         """Ids already in the output (a run that stopped midway resumes after them)."""
         if self.format == "brat":
@@ -177,11 +206,14 @@ class Writer:
             self._write_brat(record, annotations)
 
     def _write_brat(self, record: InputRecord, annotations: Dict[str, Any]) -> None:
-        lines = [f"T{i + 1}\t{e['label']} {e['start']} {e['end']}\t{e['text']}" for i, e in enumerate(annotations["entities"])]
+        entities = annotations["entities"]
+        lines = [f"T{i + 1}\t{e['label']} {e['start']} {e['end']}\t{one_line(e['text'])}" for i, e in enumerate(entities)]
         lines += [
             f"R{i + 1}\t{r['label']} Arg1:T{r['head'] + 1} Arg2:T{r['tail'] + 1}" for i, r in enumerate(annotations["relations"])
         ]
-        (self.path / f"{record.id}.txt").write_text(record.text, encoding="utf8")
+        # newline="": the text exactly as it is, since the offsets count its characters
+        with (self.path / f"{record.id}.txt").open("w", encoding="utf8", newline="") as file:
+            file.write(record.text)
         (self.path / f"{record.id}.ann").write_text("".join(line + "\n" for line in lines), encoding="utf8")
 
     def close(self) -> None:
@@ -201,14 +233,22 @@ def _drop_partial_tail(path: Path, separator: bytes) -> None:
             file.truncate(cut + len(separator) if cut >= 0 else 0)
 
 
-def pending_records(records: Iterable[InputRecord], done: Set[str], summary: Summary) -> Iterator[InputRecord]:
+def pending_records(
+    records: Iterable[InputRecord],
+    done: Set[str],
+    summary: Summary,
+    problem: Optional[Callable[[InputRecord], Optional[str]]] = None,
+) -> Iterator[InputRecord]:
     """The records still to annotate: those already in the output are counted as
-    resumed, bad ones are counted and reported in the summary."""
+    resumed, bad ones (including those `problem`, e.g. Writer.problem, finds fault
+    with) are counted and reported in the summary."""
     for record in records:
         if record.id in done:
             summary.n_resumed += 1
-        elif record.problem is not None:
-            summary.bad.append((record.id, record.problem))
+            continue
+        reason = record.problem or (problem(record) if problem is not None else None)
+        if reason is not None:
+            summary.bad.append((record.id, reason))
         else:
             yield record
 
@@ -223,7 +263,7 @@ def annotate_records(
     progress: Optional[Any] = None,
 ) -> Summary:
     """Run the pipeline over the pending records in this machine's processes and write them."""
-    todo = ((record.text, record) for record in pending_records(records, writer.done_ids(), summary))
+    todo = ((record.text, record) for record in pending_records(records, writer.done_ids(), summary, writer.problem))
     for doc, record in nlp.pipe(todo, as_tuples=True, batch_size=batch_size, n_process=n_process):
         writer.write(record, doc_annotations(doc))
         summary.n_annotated += 1

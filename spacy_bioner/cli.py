@@ -61,7 +61,10 @@ def convert(
         _convert_spert(input_path, output_path, nlp, spans_key, _symmetric_relations(types) if types else set())
         return
     if input_path.suffix == ".spacy":
-        n = write_iob(_read_docs(input_path, nlp), output_path, tag_format.value)
+        try:
+            n = write_iob(_read_docs(input_path, nlp), output_path, tag_format.value)
+        except ValueError as err:
+            _fail(f"{input_path}: {err}")
         typer.echo(f"Wrote {n} sentences to {output_path} ({tag_format.value})")
         return
     if output_path.suffix != ".spacy":

@@ -1,9 +1,10 @@
 """Training data for the learned Meta filter (seeds/004, sections 4.6-4.7).
 
 Each prediction becomes one short text: the entity type as a prompt, then the sentence
-with markers around the predicted span, e.g. ``disease Bob has [e] HIV [/e] and flu``,
-with the category KEEP (the prediction is correct) or DROP. Optionally the members'
-vote pattern and scores are prepended as feature words (``votes_2 m0_0.9 m1_none``).
+(at most CONTEXT_TOKENS tokens on either side) with markers around the predicted span,
+e.g. ``disease Bob has [e] HIV [/e] and flu``, with the category KEEP (the prediction is
+correct) or DROP. Optionally the members' vote pattern and scores are prepended as
+feature words (``votes_2 m0_0.9 m1_none``).
 """
 import random
 from pathlib import Path
@@ -16,12 +17,19 @@ from .voting import Vote, tally
 
 KEEP, DROP = "KEEP", "DROP"
 START_MARKER, END_MARKER = "[e]", "[/e]"
+# Tokens of context kept on each side of a prediction. Every sentence of the corpora
+# fits (NCBI-disease's longest has 123 tokens), so sentence-level inputs are the paper's;
+# on a long document each input stays short, and the filter's cost grows with the number
+# of predictions, not with predictions x document length.
+CONTEXT_TOKENS = 128
 
 
-def marked_text(doc: Doc, start: int, end: int, label: str, features: str = "") -> str:
-    """The filter's input for the prediction doc[start:end] with type `label`."""
-    before = doc[:start].text_with_ws if start else ""
-    after = doc[end:].text if end < len(doc) else ""
+def marked_text(doc: Doc, start: int, end: int, label: str, features: str = "", context: int = CONTEXT_TOKENS) -> str:
+    """The filter's input for the prediction doc[start:end] with type `label`: the span
+    between markers, with at most `context` tokens of the doc before and after it."""
+    first, last = max(start - context, 0), min(end + context, len(doc))
+    before = doc[first:start].text_with_ws if start > first else ""
+    after = doc[end:last].text if last > end else ""
     parts = [features, label.lower(), before + START_MARKER, doc[start:end].text, END_MARKER, after]
     return " ".join(part.strip() for part in parts if part.strip())
 

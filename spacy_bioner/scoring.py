@@ -69,17 +69,33 @@ def score_entities(
     }
 
 
+def entity_score(examples: Iterable[Example], spans_key: Optional[str] = None) -> Dict[str, Any]:
+    """Strict scores of doc.ents (keys ents_*), or of the span group `spans_key` (keys
+    spans_{key}_*, gold from the reference's group or, failing that, its ents)."""
+    if spans_key is None:
+        return score_entities(examples)
+    return score_entities(examples, spans_key, spans_key, prefix=f"spans_{spans_key}")
+
+
+class BoundScorer:
+    """`score(examples, spans_key)` bound to a span group key. spaCy calls a component's
+    scorer with the component's cfg as keyword arguments; they are ignored. A class
+    rather than a closure, so that components holding it can be pickled (as
+    nlp.pipe(n_process=...) does where worker processes are spawned)."""
+
+    def __init__(self, score: Callable[..., Dict[str, Any]], spans_key: Optional[str]) -> None:
+        self.score = score
+        self.spans_key = spans_key
+
+    def __call__(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        return self.score(examples, self.spans_key)
+
+
 @registry.scorers("spacy_bioner.entity_scorer.v1")
 def make_entity_scorer(spans_key: Optional[str] = None) -> Callable[..., Dict[str, Any]]:
     """Scorer for doc.ents (keys ents_*), or for a span group when spans_key is given
     (keys spans_{key}_*, gold from the reference's group or, failing that, its ents)."""
-
-    def score(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
-        if spans_key is None:
-            return score_entities(examples)
-        return score_entities(examples, spans_key, spans_key, prefix=f"spans_{spans_key}")
-
-    return score
+    return BoundScorer(entity_score, spans_key)
 
 
 ERROR_TYPES = ("false_positive", "false_negative", "wrong_label", "wrong_boundary", "wrong_label_and_boundary")
@@ -171,15 +187,15 @@ def make_relation_scorer(spans_key: Optional[str] = None) -> Callable[..., Dict[
     macro and per type) of doc.ents or of the span group `spans_key` (keys ents_* or
     spans_{key}_*, as make_entity_scorer, plus *_macro_p/r/f) and the relation scores of
     :func:`score_relations`."""
-    entity_scorer = make_entity_scorer(spans_key)
+    return BoundScorer(relation_score, spans_key)
+
+
+def relation_score(examples: Iterable[Example], spans_key: Optional[str] = None) -> Dict[str, Any]:
+    """The scores of :func:`make_relation_scorer`."""
+    examples = list(examples)
     prefix = "ents" if spans_key is None else f"spans_{spans_key}"
-
-    def score(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
-        examples = list(examples)
-        scores = entity_scorer(examples)
-        macro = macro_prf(scores[f"{prefix}_per_type"])
-        scores.update({f"{prefix}_macro_{key}": macro[key] for key in ("p", "r", "f")})
-        scores.update(score_relations(examples))
-        return scores
-
-    return score
+    scores = entity_score(examples, spans_key)
+    macro = macro_prf(scores[f"{prefix}_per_type"])
+    scores.update({f"{prefix}_macro_{key}": macro[key] for key in ("p", "r", "f")})
+    scores.update(score_relations(examples))
+    return scores

@@ -74,3 +74,26 @@ def tagger_model_dir(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("tagger") / "model"
     nlp.to_disk(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def pipelines(tmp_path_factory):
+    """Tiny trained pipelines of every component (tests/pipelines.py), built on first use."""
+    from .pipelines import Pipelines
+
+    return Pipelines(tmp_path_factory.mktemp("pipelines"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread while a module runs: the tiny LLM's operations are too small for
+    threads, and on a busy machine idle threads spinning at barriers slow them down."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,18 +1,22 @@
-"""Reliability across the package: safe loading, odd input, determinism."""
+"""Safe loading: no component unpickles data from a pipeline directory.
+
+Weights are msgpack (Thinc) or safetensors (the LLM tagger), settings JSON. A pickle
+planted in any file a component reads makes spacy.load refuse with an error; one planted
+under a name a library would fall back to (a torch .bin beside or instead of the
+safetensors) is ignored or refused by name; and the pickle never runs.
+"""
 import os
 import pickle
+import re
 import shutil
 
-import numpy
 import pytest
 import spacy
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import srsly
 
-from spacy_bioner.bio import iob_to_spans, spans_to_iob
-from spacy_bioner.corpora import CorpusFormatError, read_iob, write_iob
+from .pipelines import PIPELINES, TEXTS, snapshots
 
-from .conftest import make_examples, make_nlp, train
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Payload:
@@ -25,116 +29,142 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("target", ["bioner_tagger/model", "bioner_tagger/cfg", "vocab/strings.json"])
-def test_a_planted_pickle_is_refused_and_never_executed(tagger_model_dir, tmp_path, target):
-    pipeline = tmp_path / "pipeline"
-    shutil.copytree(tagger_model_dir, pipeline)
+def plant(path, marker) -> None:
+    """Write a pickle that runs code into `path`: a torch checkpoint for .bin/.pt files
+    (what a torch loader would read), else a plain pickle."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix in (".bin", ".pt") and _has_torch():
+        import torch
+
+        torch.save({"weight": _Payload(marker)}, str(path))
+    else:
+        path.write_bytes(pickle.dumps(_Payload(marker)))
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def copy_of(pipelines, tmp_path):
+    """A fresh copy of a saved test pipeline, to tamper with."""
+
+    def copy(name):
+        return shutil.copytree(pipelines.path(name), tmp_path / name)
+
+    return copy
+
+
+# Files a component (or spaCy for it) reads when it loads.
+READ_FILES = [
+    ("tagger_softmax", "bioner_tagger/model"),
+    ("tagger_softmax", "bioner_tagger/cfg"),
+    ("tagger_softmax", "vocab/strings.json"),
+    ("tagger_softmax", "vocab/vectors"),
+    ("tagger_crf", "bioner_tagger/model"),
+    ("spans", "bioner_spans/model"),
+    ("spans", "bioner_spans/cfg"),
+    ("relations", "bioner_relations/model"),
+    ("relations", "bioner_relations/cfg"),
+    ("llm", "bioner_llm_tagger/cfg"),
+    ("llm", "bioner_llm_tagger/model/base.json"),
+    ("llm", "bioner_llm_tagger/model/head.safetensors"),
+    ("llm", "bioner_llm_tagger/model/adapter/adapter_model.safetensors"),
+    ("llm", "bioner_llm_tagger/model/adapter/adapter_config.json"),
+    ("llm", "bioner_llm_tagger/model/base/model.safetensors"),
+    ("llm", "bioner_llm_tagger/model/tokenizer/tokenizer.json"),
+    ("ensemble", "ensemble_meta/cfg"),
+    ("ensemble", "ensemble_meta/filter/textcat/model"),
+    ("ensemble", "ensemble_union/cfg"),
+    ("ensemble", "entity_ruler/patterns.jsonl"),
+]
+
+
+@pytest.mark.parametrize("name,target", READ_FILES, ids=[f"{n}:{t}" for n, t in READ_FILES])
+def test_a_pickle_in_a_file_a_component_reads_is_refused(copy_of, tmp_path, name, target):
+    pipeline = copy_of(name)
     marker = tmp_path / "pwned"
-    (pipeline / target).write_bytes(pickle.dumps(_Payload(marker)))
-    (pipeline / "bioner_tagger" / "weights.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    plant(pipeline / target, marker)
     with pytest.raises(Exception):
         spacy.load(pipeline)
     assert not marker.exists()
 
 
-def test_extra_pickle_files_in_a_pipeline_are_ignored(tagger_model_dir, tmp_path):
-    pipeline = tmp_path / "pipeline"
-    shutil.copytree(tagger_model_dir, pipeline)
+# (safetensors file, the torch checkpoint a loader could fall back to without it, what
+# the error names)
+FALLBACKS = [
+    ("model/adapter/adapter_model.safetensors", "model/adapter/adapter_model.bin", "adapter/adapter_model.safetensors"),
+    ("model/head.safetensors", "model/head.bin", "head.safetensors"),
+    ("model/base/model.safetensors", "model/base/pytorch_model.bin", "base/*.safetensors"),
+]
+
+
+@pytest.mark.parametrize("safetensors,checkpoint,named", FALLBACKS, ids=[s for s, _, _ in FALLBACKS])
+def test_a_torch_checkpoint_instead_of_safetensors_is_refused_by_name(copy_of, tmp_path, safetensors, checkpoint, named):
+    pipeline = copy_of("llm")
     marker = tmp_path / "pwned"
-    for name in ["bioner_tagger/model.pkl", "model.pickle", "bioner_tagger/extra.bin"]:
-        (pipeline / name).write_bytes(pickle.dumps(_Payload(marker)))
-    nlp = spacy.load(pipeline)
-    assert nlp("Aspirin induced Reye syndrome .").ents
+    (pipeline / "bioner_llm_tagger" / safetensors).unlink()
+    plant(pipeline / "bioner_llm_tagger" / checkpoint, marker)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"No {named} in")):
+        spacy.load(pipeline)
     assert not marker.exists()
 
 
-TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=300)
+# Pickles under names that libraries know, beside the files that are read.
+EXTRA_FILES = {
+    "tagger_softmax": ["bioner_tagger/model.pkl", "model.pickle", "bioner_tagger/pytorch_model.bin"],
+    "tagger_crf": ["bioner_tagger/weights.pkl"],
+    "spans": ["bioner_spans/model.pkl", "bioner_spans/pytorch_model.bin"],
+    "relations": ["bioner_relations/model.pkl", "bioner_relations/pytorch_model.bin"],
+    "llm": [
+        "bioner_llm_tagger/model/adapter/adapter_model.bin",
+        "bioner_llm_tagger/model/base/pytorch_model.bin",
+        "bioner_llm_tagger/model/head.bin",
+        "bioner_llm_tagger/model/tokenizer/tokenizer.pkl",
+        "bioner_llm_tagger/model.pkl",
+    ],
+    "ensemble": ["ensemble_meta/filter/textcat/model.pkl", "ensemble_meta/model.pkl", "tagger_crf/pytorch_model.bin"],
+}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=TEXT)
-def test_tagger_never_crashes_on_random_unicode(tagger_model_dir, text):
-    nlp = _cached_load(tagger_model_dir)
-    doc = nlp(text)
-    group = doc.spans["bioner_tagger"]
-    assert len(group.attrs["scores"]) == len(group)
-    assert all(0.0 <= score <= 1.0 for score in group.attrs["scores"])
-    assert [(e.start, e.end) for e in doc.ents] == [(s.start, s.end) for s in group]
+@pytest.mark.parametrize("name", PIPELINES)
+def test_extra_pickle_files_in_a_pipeline_are_ignored(pipelines, copy_of, tmp_path, name):
+    pipeline = copy_of(name)
+    marker = tmp_path / "pwned"
+    for extra in EXTRA_FILES[name]:
+        plant(pipeline / extra, marker)
+    loaded = spacy.load(pipeline)
+    assert snapshots(loaded.pipe(TEXTS)) == snapshots(pipelines.loaded(name).pipe(TEXTS))
+    assert not marker.exists()
 
 
-_LOADED = {}
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_pickle_in_the_transformer_weights_is_refused(tmp_path):
+    """A tagger on a transformer (spacy-transformers) keeps the encoder's weights as a
+    torch checkpoint inside the `transformer` component's msgpack; torch >= 2.6 loads
+    those with weights_only, so a pickle there is refused."""
+    pytest.importorskip("spacy_transformers")
+    from .test_transformer import TINY_WINDOWS, make_examples, make_nlp, write_tiny_bert
 
-
-def _cached_load(path):
-    if path not in _LOADED:
-        _LOADED[path] = spacy.load(path)
-    return _LOADED[path]
-
-
-@pytest.mark.parametrize("text", ["", " ", "\n\t\r", "\x00\x01\x7f", "a", "word " * 20_000, "\u200b\u202e\ufeff"])
-def test_tagger_handles_edge_case_documents(tagger_model_dir, text):
-    nlp = _cached_load(tagger_model_dir)
-    doc = nlp(text)
-    assert len(doc.spans["bioner_tagger"]) == len(doc.ents)
-
-
-TOKEN = st.text(st.characters(blacklist_categories=["Cs", "Zs", "Zl", "Zp", "Cc"]), min_size=1, max_size=8)
-TAG = st.sampled_from(["O", "B-Gene", "I-Gene", "B-Dis", "I-Dis", "E-Gene", "S-Dis"])
-
-
-@settings(max_examples=80, deadline=None)
-@given(sentences=st.lists(st.lists(st.tuples(TOKEN, TAG), min_size=1, max_size=12), min_size=1, max_size=5))
-def test_tsv_reader_reads_any_tag_soup_and_round_trips(tmp_path_factory, sentences):
-    path = tmp_path_factory.mktemp("tsv") / "data.tsv"
-    path.write_text("\n\n".join("\n".join(f"{t}\t{g}" for t, g in s) for s in sentences) + "\n", encoding="utf8")
-    nlp = spacy.blank("en")
-    docs, _ = read_iob(path, nlp.vocab)
-    assert [len(doc) for doc in docs] == [len(s) for s in sentences]
-    for doc, sentence in zip(docs, sentences):
-        assert [(e.start, e.end, e.label_) for e in doc.ents] == iob_to_spans([g for _, g in sentence])
-    out = path.with_suffix(".out.tsv")
-    write_iob(docs, out)
-    again, repairs = read_iob(out, nlp.vocab)
-    assert repairs == 0
-    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in again] == [[(e.start, e.end, e.label_) for e in d.ents] for d in docs]
-
-
-@settings(max_examples=80, deadline=None)
-@given(text=st.text(max_size=200))
-def test_tsv_reader_fails_only_with_a_located_error(tmp_path_factory, text):
-    path = tmp_path_factory.mktemp("tsv") / "data.tsv"
-    path.write_text(text, encoding="utf8", newline="")
-    try:
-        read_iob(path, spacy.blank("en").vocab)
-    except CorpusFormatError as err:
-        assert str(path) in str(err) and err.line >= 1
-
-
-@settings(max_examples=100, deadline=None)
-@given(length=st.integers(0, 30), data=st.data())
-def test_spans_to_tags_and_back_is_identity(length, data):
-    spans, position = [], 0
-    while position < length and data.draw(st.booleans()):
-        start = data.draw(st.integers(position, length - 1))
-        end = data.draw(st.integers(start + 1, length))
-        spans.append((start, end, data.draw(st.sampled_from(["A", "B"]))))
-        position = end
-    for scheme in ("iob", "iobes"):
-        assert iob_to_spans(spans_to_iob(spans, length, scheme)) == spans
-
-
-def _train_once(output):
-    spacy.util.fix_random_seed(1)
-    nlp = make_nlp(output, "none" if output == "crf" else "welt")
-    train(nlp, make_examples(nlp), n_iter=5, seed=1)
-    return nlp
-
-
-@pytest.mark.parametrize("output", ["softmax", "crf"])
-def test_same_seed_gives_same_weights_and_predictions(output):
-    first, second = _train_once(output), _train_once(output)
-    for a, b in zip(first.get_pipe("bioner_tagger").model.walk(), second.get_pipe("bioner_tagger").model.walk()):
-        for name in a.param_names:
-            numpy.testing.assert_array_equal(a.get_param(name), b.get_param(name))
-    text = "Cisplatin causes acute kidney injury ."
-    assert first(text).spans["bioner_tagger"].attrs["scores"] == second(text).spans["bioner_tagger"].attrs["scores"]
+    nlp = make_nlp(write_tiny_bert(tmp_path / "tiny-bert"), **TINY_WINDOWS)
+    nlp.initialize(lambda: make_examples(nlp))
+    nlp.to_disk(tmp_path / "pipeline")
+    weights = tmp_path / "pipeline" / "transformer" / "model"
+    marker = tmp_path / "pwned"
+    msg = srsly.msgpack_loads(weights.read_bytes())
+    planted = 0
+    for node_shims in msg["shims"]:
+        for i, shim_bytes in enumerate(node_shims):
+            shim = srsly.msgpack_loads(shim_bytes)
+            shim["state"] = pickle.dumps(_Payload(marker))
+            node_shims[i] = srsly.msgpack_dumps(shim)
+            planted += 1
+    assert planted
+    weights.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(Exception, match="(?i)weights.only|unpickl"):
+        spacy.load(tmp_path / "pipeline")
+    assert not marker.exists()

@@ -1,6 +1,6 @@
 """`EntityPipe`: what every entity-predicting component shares, its entity types
 (`labels`, `label_data`, `add_label`) and the span group it writes (`spans_key`)."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.pipeline import TrainablePipe
 
@@ -29,6 +29,34 @@ class EntityPipe(TrainablePipe):
     def spans_key(self) -> str:
         """The configured key, else the component's (current) name."""
         return self.cfg["spans_key"] or self.name
+
+    def output_sizes(self) -> Dict[str, int]:
+        """The number of outputs of each sized output layer (by reference name) that the
+        labels in cfg need; checked when a saved component is loaded. Default: none."""
+        return {}
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "EntityPipe":
+        super().from_disk(path, exclude=exclude)
+        self._check_outputs()
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "EntityPipe":
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._check_outputs()
+        return self
+
+    def _check_outputs(self) -> None:
+        """A clear error when the loaded labels do not fit the loaded model (a cfg file
+        missing, edited, or from another pipeline), instead of a failure or wrong labels
+        on the first document."""
+        for ref, size in self.output_sizes().items():
+            layer = self.model.get_ref(ref)
+            if layer.has_dim("nO") is True and layer.get_dim("nO") != size:
+                raise ValueError(
+                    f"[{self.name}] the saved model has {layer.get_dim('nO')} outputs in its {ref!r} layer, but the "
+                    f"labels in its cfg ({list(self.cfg['labels'])}) need {size}: the cfg does not belong to "
+                    "the model (missing, edited, or copied from another pipeline)"
+                )
 
     def add_label(self, label: str) -> int:
         """Add an entity type; 0 if it was there already."""

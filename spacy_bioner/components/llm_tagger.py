@@ -199,6 +199,16 @@ class LLMTagger(EntityPipe):
             raise ValueError(f"[{name}] unknown dbr_mode {dbr_mode!r}; valid: {', '.join(DBR_MODES)}")
         if dbr_mode != "none" and not dbr_kb:
             raise ValueError(f"[{name}] dbr_mode = {dbr_mode!r} needs dbr_kb, a TSV of entity names and types")
+        for setting, value, least in (
+            ("batch_size", batch_size, 1),
+            ("dbr_top_k", dbr_top_k, 1),
+            ("dbr_positives", dbr_positives, 0),
+            ("dbr_negatives", dbr_negatives, 0),
+        ):
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"[{name}] {setting} must be an integer >= {least}; got {value!r}")
+        if dbr_ratio < 0:
+            raise ValueError(f"[{name}] dbr_ratio must be >= 0; got {dbr_ratio!r}")
         self.vocab = vocab
         self.model = model
         self.name = name

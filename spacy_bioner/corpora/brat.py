@@ -16,7 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..relations import set_relations
-from .iob import CorpusFormatError
+from .iob import CorpusFormatError, decode_text, read_lines
 from .spert import DEFAULT_SPANS_KEY, write_gold_entities
 
 SKIPPED_PREFIXES = ("E", "A", "M", "N", "*", "#")
@@ -37,20 +37,18 @@ def read_ann(path: Union[str, Path], text: str) -> Standoff:
     path = Path(path)
     standoff = Standoff()
     relation_lines = []
-    with path.open(encoding="utf8") as file:
-        for number, raw in enumerate(file, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            ann_id = fields[0]
-            if ann_id.startswith("T"):
-                standoff.entities[ann_id] = _parse_entity(path, number, fields, text)
-            elif ann_id.startswith("R"):
-                standoff.relations.append(_parse_relation(path, number, fields))
-                relation_lines.append(number)
-            elif not ann_id.startswith(SKIPPED_PREFIXES):
-                raise CorpusFormatError(path, number, f"unknown annotation ID {ann_id!r}")
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        ann_id = fields[0]
+        if ann_id.startswith("T"):
+            standoff.entities[ann_id] = _parse_entity(path, number, fields, text)
+        elif ann_id.startswith("R"):
+            standoff.relations.append(_parse_relation(path, number, fields))
+            relation_lines.append(number)
+        elif not ann_id.startswith(SKIPPED_PREFIXES):
+            raise CorpusFormatError(path, number, f"unknown annotation ID {ann_id!r}")
     for number, (label, arg1, arg2) in zip(relation_lines, standoff.relations):
         for arg in (arg1, arg2):
             if not arg.startswith(("T", "E")) or (arg.startswith("T") and arg not in standoff.entities):
@@ -69,11 +67,17 @@ def _parse_entity(path: Path, number: int, fields: List[str], text: str) -> Tupl
     if not label or not fragments or any(len(f) != 2 or not 0 <= f[0] < f[1] <= len(text) for f in fragments):
         raise CorpusFormatError(path, number, f"invalid entity {fields[1]!r} for a text of {len(text)} characters")
     start, end = fragments[0][0], fragments[-1][1]
-    if len(fields) > 2 and len(fragments) == 1 and text[start:end] != fields[2]:
+    written = "\t".join(fields[2:])
+    if len(fields) > 2 and len(fragments) == 1 and one_line(text[start:end]) != written:
         raise CorpusFormatError(
-            path, number, f"entity text {fields[2]!r} differs from the text at its offsets {text[start:end]!r}"
+            path, number, f"entity text {written!r} differs from the text at its offsets {text[start:end]!r}"
         )
     return label, start, end
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks as spaces, as an .ann line holds an entity's text."""
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def _parse_relation(path: Path, number: int, fields: List[str]) -> Tuple[str, str, str]:
@@ -103,7 +107,7 @@ def read_brat(
     ann_path = txt_path.with_suffix(".ann")
     if not txt_path.is_file() or not ann_path.is_file():
         raise FileNotFoundError(f"Expected {txt_path} and {ann_path}")
-    text = txt_path.read_text(encoding="utf8")
+    text = decode_text(txt_path, txt_path.read_bytes())  # as is: offsets count "\r\n" as two
     standoff = read_ann(ann_path, text)
     doc = nlp.make_doc(text)
     spans = {}

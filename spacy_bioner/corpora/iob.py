@@ -5,6 +5,7 @@ Malformed input raises :class:`CorpusFormatError` naming the file and line. An I
 tag that does not continue an entity of its type is repaired by starting a new entity
 (see :mod:`spacy_bioner.bio`); the number of repairs is reported by :func:`read_iob`.
 """
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, List, Sequence, Tuple, Union
@@ -24,6 +25,30 @@ class CorpusFormatError(ValueError):
         self.path, self.line, self.problem = str(path), line, problem
 
 
+# What the decoder puts in place of bytes that are not UTF-8 (errors="surrogateescape").
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+# Characters a token cannot hold in a TSV line.
+_TSV_BREAKS = re.compile("[\t\r\n]")
+
+
+def read_lines(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
+    """(line number, line without its line break) of a UTF-8 text file, streamed; a
+    line that is not valid UTF-8 raises CorpusFormatError naming it."""
+    with Path(path).open(encoding="utf8", errors="surrogateescape") as file:
+        for number, raw in enumerate(file, start=1):
+            if _UNDECODABLE.search(raw):
+                raise CorpusFormatError(path, number, "not valid UTF-8")
+            yield number, raw.rstrip("\r\n")
+
+
+def decode_text(path: Union[str, Path], data: bytes) -> str:
+    """`data` (the bytes of `path`) as UTF-8, or CorpusFormatError naming the line."""
+    try:
+        return data.decode("utf8")
+    except UnicodeDecodeError as err:
+        raise CorpusFormatError(path, data.count(b"\n", 0, err.start) + 1, f"not valid UTF-8 ({err.reason})") from None
+
+
 @dataclass
 class TaggedSentence:
     tokens: List[str] = field(default_factory=list)
@@ -38,31 +63,29 @@ def read_tagged_sentences(path: Union[str, Path]) -> Iterator[TaggedSentence]:
         raise FileNotFoundError(f"No such corpus file: {path}")
     sentence = TaggedSentence()
     n_sentences = 0
-    with path.open(encoding="utf8") as file:
-        for number, raw in enumerate(file, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if sentence.tokens:
-                    n_sentences += 1
-                    yield sentence
-                sentence = TaggedSentence()
-                continue
-            if line.startswith("-DOCSTART-"):
-                continue
-            columns = line.split("\t")
-            if len(columns) < 2:
-                raise CorpusFormatError(path, number, f"expected 'token<TAB>tag', found no tab in {line!r}")
-            token, tag = columns[0], columns[-1].strip()
-            if not token.strip():
-                raise CorpusFormatError(path, number, "empty token")
-            try:
-                split_tag(tag)
-            except ValueError as err:
-                raise CorpusFormatError(path, number, str(err)) from None
-            if not sentence.tokens:
-                sentence.line = number
-            sentence.tokens.append(token)
-            sentence.tags.append(tag)
+    for number, line in read_lines(path):
+        if not line.strip():
+            if sentence.tokens:
+                n_sentences += 1
+                yield sentence
+            sentence = TaggedSentence()
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        columns = line.split("\t")
+        if len(columns) < 2:
+            raise CorpusFormatError(path, number, f"expected 'token<TAB>tag', found no tab in {line!r}")
+        token, tag = columns[0], columns[-1].strip()
+        if not token.strip():
+            raise CorpusFormatError(path, number, "empty token")
+        try:
+            split_tag(tag)
+        except ValueError as err:
+            raise CorpusFormatError(path, number, str(err)) from None
+        if not sentence.tokens:
+            sentence.line = number
+        sentence.tokens.append(token)
+        sentence.tags.append(tag)
     if sentence.tokens:
         n_sentences += 1
         yield sentence
@@ -108,11 +131,15 @@ def doc_to_tags(doc: Doc, scheme: str = "iob") -> List[Tuple[str, str]]:
 
 def write_iob(docs: Iterable[Doc], path: Union[str, Path], scheme: str = "iob") -> int:
     """Write docs as TSV in `scheme` ('iob' or 'iobes'); returns the number of sentences.
-    Tokens that are whitespace only are skipped, as they cannot be written as a line."""
+    Tokens that are whitespace only are skipped, as they cannot be written as a line; a
+    token with a tab or a line break inside is a ValueError (it would not read back)."""
     n_sentences = 0
     with Path(path).open("w", encoding="utf8") as file:
-        for doc in docs:
+        for i, doc in enumerate(docs):
             rows = [(text, tag) for text, tag in doc_to_tags(doc, scheme) if text.strip()]
+            broken = next((text for text, _ in rows if _TSV_BREAKS.search(text)), None)
+            if broken is not None:
+                raise ValueError(f"doc {i}: the token {broken!r} holds a tab or a line break, which a TSV line cannot")
             if not rows:
                 continue
             file.writelines(f"{text}\t{tag}\n" for text, tag in rows)

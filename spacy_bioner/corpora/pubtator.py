@@ -8,7 +8,7 @@ from typing import IO, Iterator, List, Optional, Tuple, Union
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .iob import CorpusFormatError
+from .iob import CorpusFormatError, read_lines
 
 Annotation = Tuple[int, int, str, str]  # start, end, type, concept id ("" if none)
 
@@ -32,32 +32,30 @@ def iter_pubtator(path: Union[str, Path]) -> Iterator[PubTatorDocument]:
     if not path.is_file():
         raise FileNotFoundError(f"No such PubTator file: {path}")
     current: Optional[PubTatorDocument] = None
-    with path.open(encoding="utf8") as file:
-        for number, raw in enumerate(file, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
+    for number, line in read_lines(path):
+        if not line.strip():
+            if current is not None:
+                yield current
+            current = None
+            continue
+        head = line.split("|", 2)
+        if len(head) == 3 and head[1] in ("t", "a") and "\t" not in head[0]:
+            if current is None or current.id != head[0]:
                 if current is not None:
                     yield current
-                current = None
-                continue
-            head = line.split("|", 2)
-            if len(head) == 3 and head[1] in ("t", "a") and "\t" not in head[0]:
-                if current is None or current.id != head[0]:
-                    if current is not None:
-                        yield current
-                    current = PubTatorDocument(head[0], line=number)
-                setattr(current, "title" if head[1] == "t" else "abstract", head[2])
-                continue
-            fields = line.split("\t")
-            if current is None or len(fields) < 5 or fields[0] != current.id:
-                raise CorpusFormatError(path, number, "expected 'PMID|t|', 'PMID|a|' or an annotation of the current document")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise CorpusFormatError(path, number, f"offsets must be integers: {fields[1]!r}, {fields[2]!r}") from None
-            if not 0 <= start < end <= len(current.text):
-                raise CorpusFormatError(path, number, f"offsets {start}-{end} outside the document's text")
-            current.annotations.append((start, end, fields[4], fields[5] if len(fields) > 5 else ""))
+                current = PubTatorDocument(head[0], line=number)
+            setattr(current, "title" if head[1] == "t" else "abstract", head[2])
+            continue
+        fields = line.split("\t")
+        if current is None or len(fields) < 5 or fields[0] != current.id:
+            raise CorpusFormatError(path, number, "expected 'PMID|t|', 'PMID|a|' or an annotation of the current document")
+        try:
+            start, end = int(fields[1]), int(fields[2])
+        except ValueError:
+            raise CorpusFormatError(path, number, f"offsets must be integers: {fields[1]!r}, {fields[2]!r}") from None
+        if not 0 <= start < end <= len(current.text):
+            raise CorpusFormatError(path, number, f"offsets {start}-{end} outside the document's text")
+        current.annotations.append((start, end, fields[4], fields[5] if len(fields) > 5 else ""))
     if current is not None:
         yield current
 
@@ -79,10 +77,16 @@ def pubtator_to_doc(nlp: Language, document: PubTatorDocument) -> Tuple[Doc, int
 
 
 def write_pubtator_document(file: IO[str], document: PubTatorDocument) -> None:
-    """Write one document block (with its trailing blank line)."""
-    file.write(f"{document.id}|t|{document.title}\n{document.id}|a|{document.abstract}\n")
+    """Write one document block (with its trailing blank line). Line breaks in the text
+    (and tabs in a mention) are written as spaces, so every offset stays valid."""
+    file.write(f"{document.id}|t|{_one_line(document.title)}\n{document.id}|a|{_one_line(document.abstract)}\n")
     text = document.text
     for start, end, label, concept in document.annotations:
-        columns = [document.id, str(start), str(end), text[start:end], label] + ([concept] if concept else [])
+        mention = _one_line(text[start:end]).replace("\t", " ")
+        columns = [document.id, str(start), str(end), mention, label] + ([concept] if concept else [])
         file.write("\t".join(columns) + "\n")
     file.write("\n")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")

@@ -8,6 +8,7 @@ optionally a non-overlapping selection to ``doc.ents``); relations go to
 ``doc._.relations`` (plain data, see :mod:`spacy_bioner.relations`); an ``orig_id`` is
 kept in ``doc.user_data["orig_id"]``.
 """
+import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Union
 
@@ -17,7 +18,7 @@ from spacy.vocab import Vocab
 
 from ..annotations import write_entities
 from ..relations import get_relations, set_relations
-from .iob import CorpusFormatError
+from .iob import CorpusFormatError, decode_text
 
 # The span group the readers fill by default: the default key of `bioner_spans`, so the
 # component finds its gold spans without further configuration.
@@ -35,7 +36,10 @@ def read_spert(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such corpus file: {path}")
-    records = srsly.read_json(path)
+    try:
+        records = json.loads(decode_text(path, path.read_bytes()))
+    except json.JSONDecodeError as err:
+        raise CorpusFormatError(path, err.lineno, f"invalid JSON ({err.msg}, column {err.colno})") from None
     if not isinstance(records, list):
         raise CorpusFormatError(path, 0, "expected a JSON list of records", unit="record")
     docs = []

@@ -101,14 +101,18 @@ def load_backbone(
     device: str = "cpu",
     load_in_4bit: bool = False,
     attn_implementation: str = "sdpa",
+    use_safetensors: Optional[bool] = None,
 ) -> Any:
     """The decoder without its language-model head (`AutoModel`), on `device` in `dtype`,
-    or quantized to 4-bit NF4 with bitsandbytes (CUDA only)."""
+    or quantized to 4-bit NF4 with bitsandbytes (CUDA only). use_safetensors: True
+    refuses weights in any other format (as for a base packed into a pipeline)."""
     torch = require("torch")
     transformers = require("transformers")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     kwargs = {"torch_dtype": torch_dtype, "attn_implementation": attn_implementation}
+    if use_safetensors is not None:
+        kwargs["use_safetensors"] = use_safetensors
     if load_in_4bit:
         if not torch.cuda.is_available() or not device.startswith("cuda"):
             raise RuntimeError("load_in_4bit = true needs a CUDA GPU (device cuda or auto); set load_in_4bit = false")

@@ -12,7 +12,6 @@ gradient. The backbone is loaded by `initialize()` (from the settings) or by
 :func:`load_llm` (from a saved pipeline); weights are saved with safetensors only.
 """
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -24,7 +23,7 @@ from spacy.util import registry
 
 from . import require
 from .backbone import load_backbone, load_tokenizer
-from .bidirectional import attention_mask, make_bidirectional
+from .bidirectional import make_bidirectional
 from .instructions import N_TAGS
 
 BASE_FILE = "base.json"
@@ -78,6 +77,12 @@ def build_llm_tagger_model(
     max_length: tokens per window, instruction included.
     """
     settings = {key: value for key, value in locals().items()}
+    for setting in ("lora_r", "max_length"):
+        if not isinstance(settings[setting], int) or settings[setting] < 1:
+            raise ValueError(f"{setting} must be a positive integer; got {settings[setting]!r}")
+    for setting in ("lora_dropout", "head_dropout"):
+        if not 0.0 <= settings[setting] < 1.0:
+            raise ValueError(f"{setting} must be in [0, 1); got {settings[setting]!r}")
     return Model(
         "llm_tagger",
         forward,
@@ -113,7 +118,7 @@ def init(model: Model, X: Any = None, Y: Any = None) -> None:
     attach(model, backbone, tokenizer)
 
 
-def _load_base(settings: Dict[str, Any], name: str, gguf_file: Optional[str]) -> Any:
+def _load_base(settings: Dict[str, Any], name: str, gguf_file: Optional[str], use_safetensors: Optional[bool] = None) -> Any:
     return load_backbone(
         name,
         gguf_file,
@@ -121,30 +126,14 @@ def _load_base(settings: Dict[str, Any], name: str, gguf_file: Optional[str]) ->
         device=settings["device"],
         load_in_4bit=settings["load_in_4bit"],
         attn_implementation=settings["attn_implementation"],
+        use_safetensors=use_safetensors,
     )
 
 
-@lru_cache(maxsize=1)
 def _token_tagger_class() -> type:
-    """The torch module, defined on first use so that importing this file needs no torch."""
-    torch = require("torch")
-
-    class TokenTagger(torch.nn.Module):
-        """Backbone (with adapters) -> dropout -> linear, at every position."""
-
-        def __init__(self, backbone: Any, hidden_size: int, n_tags: int, dropout: float, bidirectional: bool):
-            super().__init__()
-            self.backbone = backbone
-            self.dropout = torch.nn.Dropout(dropout)
-            self.head = torch.nn.Linear(hidden_size, n_tags)
-            self.bidirectional = bidirectional
-
-        def forward(self, input_ids: Any, mask: Any) -> Any:
-            base = self.backbone.get_base_model()
-            hidden = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask(base, mask, self.bidirectional)
-            ).last_hidden_state
-            return self.head(self.dropout(hidden.to(self.head.weight.dtype)))
+    """The torch module, imported on first use so that importing this file needs no torch."""
+    require("torch")
+    from .tagger_module import TokenTagger
 
     return TokenTagger
 
@@ -228,10 +217,24 @@ def load_llm(model: Model, path: Path) -> None:
         raise FileNotFoundError(f"No {BASE_FILE} in {path}: not a saved LLM tagger")
     identity = srsly.read_json(base_file)
     settings = model.attrs["settings"]
+    _require_safetensors(path, ["head.safetensors", "adapter/adapter_model.safetensors"])
     if identity["packed"]:
-        backbone = _load_base(settings, str(path / "base"), None)
+        _require_safetensors(path, ["base/*.safetensors"])
+        backbone = _load_base(settings, str(path / "base"), None, use_safetensors=True)
     else:
         backbone = _load_base(settings, identity["name"], identity["gguf_file"])
     tokenizer = load_tokenizer(str(path / "tokenizer"))
     model.attrs["base"] = {"name": identity["name"], "gguf_file": identity["gguf_file"]}
     attach(model, backbone, tokenizer, adapter_dir=path / "adapter", head_file=path / "head.safetensors")
+
+
+def _require_safetensors(path: Path, patterns: Sequence[str]) -> None:
+    """A FileNotFoundError naming the first of the safetensors files (glob patterns under
+    `path`) that is missing: the weights of a saved tagger are read from safetensors
+    only, never from a pickle-based checkpoint a library would fall back to."""
+    for pattern in patterns:
+        if not any(path.glob(pattern)):
+            raise FileNotFoundError(
+                f"No {pattern} in {path}: a saved LLM tagger's weights are read from safetensors "
+                "files only (other weight files, e.g. pickled .bin checkpoints, are never loaded)"
+            )
