@@ -10,8 +10,11 @@ for the same fixed budget: `--steps` optimizer steps of 32 sentences, the learni
 warming up over the first 10% of them and decaying linearly to 0 at the last, no model
 selection (the last model is scored). The dev set only prints progress (first 200
 sentences, at the first and last step). Test scores are strict (exact boundaries and
-type); speed is words per second of `nlp.pipe` over the test texts, tokenization
-included; training time is the wall time of `spacy train`, initialization included.
+type); training time is the wall time of `spacy train`, initialization included (on a
+shared machine it varies with the load). Speed is words per second of `nlp.pipe` over the
+first 500 test texts, tokenization included, measured after all systems are trained,
+taking the systems in turn three times (best pass kept), so every system meets the same
+load; `--speed-only` re-times the models of an earlier run that way.
 Writes benchmarks/results/transformer_<dataset>.{json,md}, keeping the rows of systems
 not run this time when the budget is the same; data is converted to
 DocBin under --work, never into the repository.
@@ -34,6 +37,9 @@ from thinc.api import Config
 
 from spacy_bioner.corpora import read_iob
 from spacy_bioner.scoring import score_entities
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from compare_systems import interleaved_speeds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tagger_trf.cfg"
@@ -110,21 +116,16 @@ def train(
 
 
 def evaluate(model: Path, test: Path) -> Dict[str, Any]:
-    """Strict test P/R/F1 and words per second of the trained pipeline."""
+    """Strict test P/R/F1 of the trained pipeline."""
     nlp = spacy.load(model)
     gold = list(DocBin().from_disk(test).get_docs(nlp.vocab))
-    texts = [doc.text for doc in gold]
-    start = time.perf_counter()
-    predicted = list(nlp.pipe(texts))
-    seconds = time.perf_counter() - start
+    predicted = nlp.pipe(doc.text for doc in gold)
     scores = score_entities(Example(pred, ref) for pred, ref in zip(predicted, gold))
-    return {
-        "p": scores["ents_p"],
-        "r": scores["ents_r"],
-        "f": scores["ents_f"],
-        "per_type": scores["ents_per_type"],
-        "words_per_second": sum(len(doc) for doc in predicted) / seconds,
-    }
+    return {"p": scores["ents_p"], "r": scores["ents_r"], "f": scores["ents_f"], "per_type": scores["ents_per_type"]}
+
+
+def model_dir(work: Path, system: str) -> Path:
+    return work / system.replace(" ", "-") / "model-last"
 
 
 def markdown(dataset: str, rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
@@ -172,13 +173,15 @@ def main(args: argparse.Namespace) -> None:
         configs["ner"] = ner_config(work / "ner_trf.cfg")
         json_path = RESULTS / f"transformer_{dataset}.json"
         rows = previous_rows(json_path, args.steps)
-        for name in args.systems:
-            overrides = SYSTEMS[name]
-            output = work / name.replace(" ", "-")
-            seconds = train(configs[name], output, corpus, args, overrides)
-            row = {"system": name, "train_seconds": seconds, **evaluate(output / "model-last", corpus["test"])}
-            print(json.dumps({k: v for k, v in row.items() if k != "per_type"}), flush=True)
-            rows[name] = row
+        for name in [] if args.speed_only else args.systems:
+            seconds = train(configs[name], model_dir(work, name).parent, corpus, args, SYSTEMS[name])
+            rows[name] = {"system": name, "train_seconds": seconds, **evaluate(model_dir(work, name), corpus["test"])}
+            print(json.dumps({k: v for k, v in rows[name].items() if k != "per_type"}), flush=True)
+        texts = [doc.text for doc in DocBin().from_disk(corpus["test"]).get_docs(spacy.blank("en").vocab)][:500]
+        speeds = interleaved_speeds({name: model_dir(work, name) for name in rows}, texts)
+        for name, words_per_second in speeds.items():
+            rows[name]["words_per_second"] = words_per_second
+        print(json.dumps(speeds), flush=True)
         ordered = [rows[name] for name in SYSTEMS if name in rows]
         results = {"dataset": dataset, **meta, "systems": ordered}
         json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
@@ -193,4 +196,5 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ner")
     parser.add_argument("--transformer", default="assets/models/all-MiniLM-L6-v2")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bioner_bench_trf"))
+    parser.add_argument("--speed-only", action="store_true", help="Re-time the models of the last run; no training.")
     main(parser.parse_args())

@@ -53,6 +53,22 @@ def timed_predictions(model: Path, test_path: Path, batch_size: int) -> Tuple[La
     return nlp, [Example(pred, ref) for pred, ref in zip(predictions, references)], n_words / seconds
 
 
+def interleaved_speeds(models: Dict[str, Path], texts: List[str], rounds: int = 3, batch_size: int = 64) -> Dict[str, float]:
+    """Words per second of `nlp.pipe` for each pipeline, the best of `rounds` passes taken
+    in turn (system A, B, ..., A, B, ...), so that every system meets the same machine
+    load; on a shared machine, timings taken minutes apart are not comparable."""
+    pipelines = {name: spacy.load(path) for name, path in models.items()}
+    best = {name: 0.0 for name in models}
+    for nlp in pipelines.values():
+        list(nlp.pipe(texts[:64], batch_size=batch_size))
+    for _ in range(rounds):
+        for name, nlp in pipelines.items():
+            start = time.perf_counter()
+            n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=batch_size))
+            best[name] = max(best[name], n_words / (time.perf_counter() - start))
+    return best
+
+
 def evaluate(model: Path, test_path: Path, batch_size: int) -> Dict[str, object]:
     """Strict test P/R/F and words per second."""
     _, examples, words_per_second = timed_predictions(model, test_path, batch_size)

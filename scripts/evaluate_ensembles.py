@@ -3,10 +3,13 @@ like Table 1 of seeds/004, and write OUTPUT.md / OUTPUT.json.
 
     python scripts/evaluate_ensembles.py training/ensemble/members/model-best \
         corpus/NCBI-disease/test.spacy metrics/ensemble_NCBI-disease \
-        --members tagger_softmax,tagger_crf,spans --meta-filter training/ensemble/filter/model-best
+        --members tagger_softmax,tagger_crf,spans --meta-filter training/ensemble/filter/model-best \
+        --meta-filter-votes training/ensemble/filter_votes/model-best
 
 The members run once over the test texts; each combination then votes over their span
-groups. words/s is for the whole pipeline: the members' pass plus the combination.
+groups. words/s is for the whole pipeline: the members' pass plus the combination. A
+filter trained with the vote pattern and member scores (`bioner meta-data
+--extra-features`) gives the row meta+votes, beside meta, to show whether they help.
 """
 import itertools
 import json
@@ -28,8 +31,8 @@ def main(
     test: Path = typer.Argument(..., help="Gold test corpus (.spacy)."),
     output: Path = typer.Argument(..., help="Output prefix."),
     members: str = typer.Option(..., help="Comma-separated span group keys of the members."),
-    meta_filter: Optional[Path] = typer.Option(None, help="Trained filter pipeline for the meta rows."),
-    extra_features: bool = typer.Option(False, help="The filter was trained with vote features."),
+    meta_filter: Optional[Path] = typer.Option(None, help="Trained filter pipeline for the meta row."),
+    meta_filter_votes: Optional[Path] = typer.Option(None, help="Filter trained with vote features, for the meta+votes row."),
 ) -> None:
     nlp = spacy.load(members_model)
     references = list(DocBin().from_disk(test).get_docs(nlp.vocab))
@@ -38,7 +41,11 @@ def main(
     members_seconds = time.perf_counter() - start
     n_words = sum(len(doc) for doc in predicted)
     keys = [key.strip() for key in members.split(",")]
-    filter_nlp = spacy.load(meta_filter) if meta_filter else None
+    filters = {
+        name: (spacy.load(path), extra_features)
+        for name, path, extra_features in [("meta", meta_filter, False), ("meta+votes", meta_filter_votes, True)]
+        if path is not None
+    }
 
     rows: List[dict] = []
 
@@ -51,12 +58,13 @@ def main(
     for key in keys:
         add_row(key, key, 0.0)
     combos = [(mode, group) for size in range(2, len(keys) + 1) for group in itertools.combinations(keys, size) for mode in ("union", "majority")]
-    if filter_nlp is not None:
-        combos.append(("meta", tuple(keys)))
+    combos += [(name, tuple(keys)) for name in filters]
     for mode, group in combos:
         name = f"{mode}({' + '.join(group)})"
-        ensemble = Ensemble(nlp.vocab, "ensemble", sources=list(group), mode=mode, set_ents=False, extra_features=extra_features)
-        if mode == "meta":
+        filter_nlp, extra_features = filters.get(mode, (None, False))
+        ensemble = Ensemble(nlp.vocab, "ensemble", sources=list(group), mode="meta" if filter_nlp else mode,
+                            set_ents=False, extra_features=extra_features)
+        if filter_nlp is not None:
             ensemble.set_filter(filter_nlp)
         start = time.perf_counter()
         ensemble.set_annotations(predicted)

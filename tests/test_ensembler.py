@@ -161,6 +161,33 @@ def test_meta_filter_overfits_and_filters_the_union(members, meta_filter, tmp_pa
     assert _predictions(from_bytes.get_pipe("bioner_ensemble")(_doc(from_bytes, members))) == _predictions(doc)
 
 
+class _RecordingFilter:
+    """A stand-in filter that keeps everything and records the texts it was given."""
+
+    def __init__(self):
+        self.texts = []
+
+    def pipe(self, texts):
+        for text in texts:
+            self.texts.append(text)
+            doc = spacy.blank("en").make_doc(text)
+            doc.cats = {KEEP: 1.0, DROP: 0.0}
+            yield doc
+
+
+@pytest.mark.parametrize("extra_features", [False, True])
+def test_filter_reads_at_inference_what_it_was_trained_on(members, extra_features):
+    nlp = spacy.blank("en")
+    gold = Doc(nlp.vocab, words=WORDS)
+    trained_on = {text for text, _ in filter_samples([_doc(nlp, members)], [gold], ["a", "b", "c"], extra_features)}
+    ensemble = _ensemble(nlp, sources=["a", "b", "c"], mode="meta", extra_features=extra_features)
+    recorder = _RecordingFilter()
+    ensemble.filter = recorder
+    ensemble(_doc(nlp, members))
+    assert set(recorder.texts) == trained_on and len(recorder.texts) == 4
+    assert all(text.startswith("votes_") for text in recorder.texts) == extra_features
+
+
 def test_ensemble_of_two_separately_trained_pipelines(tmp_path):
     spacy.util.fix_random_seed(0)
     softmax = make_nlp("softmax", "welt", set_ents=False)
