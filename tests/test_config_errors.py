@@ -10,6 +10,7 @@ mode and min_votes (test_ensembler.py), relation types and arguments
 (test_llm_tagger.py).
 """
 import json
+import warnings
 import shutil
 
 import pytest
@@ -144,3 +145,20 @@ def test_an_unknown_entity_type_in_a_later_batch_is_reported(pipelines, factory)
     assert "Protein" not in nlp.get_pipe(factory).labels
     with pytest.raises(ValueError, match="entity type 'Protein'"):
         nlp.update([unknown_type_example(nlp, key=factory if factory == "bioner_spans" else None)])
+
+
+@pytest.mark.parametrize(
+    "build_nlp,build_examples", [(spans_nlp, spans_examples), (relations_nlp, relations_examples)]
+)
+def test_gold_entities_longer_than_max_span_length_are_reported(build_nlp, build_examples):
+    nlp = build_nlp(max_span_length=1)
+    examples = build_examples(nlp)
+    gold = [span for eg in examples for span in eg.reference.spans.get("bioner_spans") or eg.reference.ents]
+    n_long = sum(len(span) > 1 for span in gold)
+    assert n_long > 0
+    with pytest.warns(UserWarning, match=f"{n_long} of {len(gold)} gold entities .* max_span_length = 1 tokens"):
+        nlp.initialize(lambda: examples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fits = build_nlp(max_span_length=max(len(span) for span in gold))
+        fits.initialize(lambda: build_examples(fits))

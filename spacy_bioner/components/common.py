@@ -1,5 +1,6 @@
 """Glue shared by the trainable components: class-weight settings and label errors,
 so every component validates and reports them the same way."""
+import warnings
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from spacy.training import Example
@@ -68,6 +69,18 @@ def weight_vector(ops: Ops, weights: Mapping[str, float], classes: Sequence[str]
     """Resolved class weights in the model's output order, for the losses; 1 for a
     class they do not name (a pipeline saved before its weights were resolved)."""
     return ops.asarray1f([weights.get(label, 1.0) for label in classes])
+
+
+def warn_long_entities(name: str, n_long: int, n_gold: int, max_span_length: int) -> None:
+    """Say how many gold entities are longer than max_span_length: they are never
+    candidates, so they cannot be learned; a warning instead of a silent drop."""
+    if n_long:
+        warnings.warn(
+            f"[{name}] {n_long} of {n_gold} gold entities in the training data are longer than "
+            f"max_span_length = {max_span_length} tokens: they are never candidates and cannot be "
+            "learned; raise max_span_length to keep them",
+            stacklevel=3,
+        )
 
 
 def unknown_label_error(name: str, index: int, label: str, known: Iterable[str]) -> ValueError:

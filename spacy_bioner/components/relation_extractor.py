@@ -56,7 +56,14 @@ from ..losses import binary_cross_entropy, iou_scaled_bce, max_iou, pairwise_ran
 from ..relations import relation_rows, set_relations
 from ..scoring import make_relation_scorer
 from .base import EntityPipe
-from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error, weight_vector
+from .common import (
+    DEFAULT_CNN_TOK2VEC,
+    check_scheme,
+    resolve_class_weights,
+    unknown_label_error,
+    warn_long_entities,
+    weight_vector,
+)
 
 DEFAULT_RELATIONS_MODEL = """
 [model]
@@ -390,9 +397,12 @@ class RelationExtractor(EntityPipe):
         max_length = self.cfg["max_span_length"]
         entities = numpy.zeros((len(self.labels) + 1,), dtype="int64")
         relations = numpy.zeros((len(self.relation_labels) + 1,), dtype="int64")
+        n_gold = n_long = 0
         for index, example in enumerate(examples):
             gold = self._gold(example, index)
             fits = gold.entities[:, 1] - gold.entities[:, 0] <= max_length
+            n_gold += len(fits)
+            n_long += int((~fits).sum())
             entities[1:] += numpy.bincount(gold.entity_classes[fits], minlength=len(self.labels))
             positives = len(numpy.unique(gold.entities[fits], axis=0))
             n_candidates = int(count_spans([len(example.predicted)], max_length)[0])
@@ -401,6 +411,7 @@ class RelationExtractor(EntityPipe):
             relations[1:] += numpy.bincount(relation_ids, minlength=len(self.relation_labels))
             n_spans = len(numpy.unique(gold.entities, axis=0))
             relations[0] += min(n_spans * (n_spans - 1) - len(gold.relations), self.cfg["negative_relations"])
+        warn_long_entities(self.name, n_long, n_gold, max_length)
         classes = self.stage_classes
         return {
             "entities": dict(zip(classes["entities"], entities.tolist())),

@@ -32,7 +32,14 @@ from ..layers.spans import enumerate_spans, limit_width
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
-from .common import DEFAULT_CNN_TOK2VEC, check_scheme, resolve_class_weights, unknown_label_error, weight_vector
+from .common import (
+    DEFAULT_CNN_TOK2VEC,
+    check_scheme,
+    resolve_class_weights,
+    unknown_label_error,
+    warn_long_entities,
+    weight_vector,
+)
 
 NEGATIVE = "Neg_Span"
 
@@ -234,7 +241,8 @@ class SpanClassifier(EntityPipe):
         (all, or at most negatives_per_doc)."""
         counts = numpy.zeros((len(self.classes),), dtype="int64")
         cap = self.cfg["negatives_per_doc"]
-        start = 0
+        max_length = self.cfg["max_span_length"]
+        start = n_gold = n_long = 0
         for batch in minibatch(examples, 256):
             spans = self.suggest([eg.predicted for eg in batch])
             targets = self._targets(batch, spans, start)
@@ -243,6 +251,10 @@ class SpanClassifier(EntityPipe):
             if cap is not None:
                 negatives = _per_doc_sum(targets == 0, self.model.ops.to_numpy(spans.lengths))
                 counts[0] -= int(numpy.maximum(negatives - cap, 0).sum())
+            lengths = [len(span) for eg in batch for span in self._gold_spans(eg)]
+            n_gold += len(lengths)
+            n_long += sum(length > max_length for length in lengths)
+        warn_long_entities(self.name, n_long, n_gold, max_length)
         return dict(zip(self.classes, counts.tolist()))
 
     def _gold_spans(self, example: Example) -> List[Span]:
