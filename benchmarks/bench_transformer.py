@@ -145,16 +145,19 @@ def markdown(dataset: str, rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> 
             f"| {row['system']} | {row['p']:.2%} | {row['r']:.2%} | {row['f']:.2%} | "
             f"{row['train_seconds']:.0f} | {row['words_per_second']:.0f} |".replace("%", "")
         )
-    lines += ["", f"Command: `{meta['command']}`", ""]
+    lines += ["", f"Command: `{meta['command']}`"]
+    if meta.get("speed_command"):
+        lines.append(f"Speeds re-timed (all systems in turn) by: `{meta['speed_command']}`")
+    lines.append("")
     return "\n".join(lines)
 
 
-def previous_rows(path: Path, steps: int) -> Dict[str, Dict[str, Any]]:
-    """Rows of an earlier run with the same budget, by system."""
+def previous_run(path: Path, steps: int) -> Dict[str, Any]:
+    """The results of an earlier run with the same budget, if any."""
     if not path.exists():
         return {}
     results = json.loads(path.read_text(encoding="utf8"))
-    return {row["system"]: row for row in results["systems"]} if results["steps"] == steps else {}
+    return results if results["steps"] == steps else {}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -172,7 +175,9 @@ def main(args: argparse.Namespace) -> None:
         configs = {name: CONFIG for name in SYSTEMS}
         configs["ner"] = ner_config(work / "ner_trf.cfg")
         json_path = RESULTS / f"transformer_{dataset}.json"
-        rows = previous_rows(json_path, args.steps)
+        previous = previous_run(json_path, args.steps)
+        rows = {row["system"]: row for row in previous.get("systems", [])}
+        run_meta = {**meta, "command": previous.get("command"), "speed_command": meta["command"]} if args.speed_only else meta
         for name in [] if args.speed_only else args.systems:
             seconds = train(configs[name], model_dir(work, name).parent, corpus, args, SYSTEMS[name])
             rows[name] = {"system": name, "train_seconds": seconds, **evaluate(model_dir(work, name), corpus["test"])}
@@ -183,9 +188,9 @@ def main(args: argparse.Namespace) -> None:
             rows[name]["words_per_second"] = words_per_second
         print(json.dumps(speeds), flush=True)
         ordered = [rows[name] for name in SYSTEMS if name in rows]
-        results = {"dataset": dataset, **meta, "systems": ordered}
+        results = {"dataset": dataset, **run_meta, "systems": ordered}
         json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
-        json_path.with_suffix(".md").write_text(markdown(dataset, ordered, meta), encoding="utf8")
+        json_path.with_suffix(".md").write_text(markdown(dataset, ordered, run_meta), encoding="utf8")
 
 
 if __name__ == "__main__":
