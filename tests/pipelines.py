@@ -66,9 +66,10 @@ def spans_nlp(model: Optional[Dict[str, Any]] = None, **config) -> Language:
     return nlp
 
 
-def spans_examples(nlp: Language, key: str = "bioner_spans") -> List[Example]:
+def spans_examples(nlp: Language, data=NESTED, key: str = "bioner_spans") -> List[Example]:
+    """Examples whose references hold the (possibly overlapping) spans in doc.spans[key]."""
     examples = []
-    for text, spans in NESTED:
+    for text, spans in data:
         reference = Doc(nlp.vocab, words=text.split())
         reference.spans[key] = [Span(reference, s, e, label=label) for s, e, label in spans]
         examples.append(Example(nlp.make_doc(text), reference))
@@ -83,9 +84,10 @@ def relations_nlp(model: Optional[Dict[str, Any]] = None, **config) -> Language:
     return nlp
 
 
-def relations_examples(nlp: Language) -> List[Example]:
+def relations_examples(nlp: Language, sentences=RELATIONS) -> List[Example]:
+    """Examples whose references hold the entities in doc.ents and the relations."""
     examples = []
-    for text, entities, relations in RELATIONS:
+    for text, entities, relations in sentences:
         reference = Doc(nlp.vocab, words=text.split())
         spans = [Span(reference, s, e, label=label) for s, e, label in entities]
         reference.ents = spans

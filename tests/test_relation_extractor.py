@@ -12,6 +12,7 @@ from spacy_bioner.losses import pairwise_ranking_loss
 from spacy_bioner.relations import Relation
 
 from .conftest import tiny_tok2vec
+from .pipelines import relations_examples
 
 # (text, entities (start, end, type), relations (head entity, tail entity, type))
 RELATION_SENTENCES = [
@@ -22,18 +23,6 @@ RELATION_SENTENCES = [
     ("Haloperidol was given ; neuroleptic malignant syndrome followed .", [(0, 1, "Drug"), (4, 7, "Effect")], [(1, 0, "ADE")]),
     ("Metformin treats diabetes .", [(0, 1, "Drug"), (2, 3, "Disease")], [(0, 1, "Treats")]),
 ]
-
-
-def make_reference(vocab, text, entities, relations):
-    doc = Doc(vocab, words=text.split())
-    spans = [Span(doc, s, e, label=label) for s, e, label in entities]
-    doc.ents = spans
-    doc._.relations = [(spans[h], spans[t], label) for h, t, label in relations]
-    return doc
-
-
-def make_examples(nlp, sentences=RELATION_SENTENCES):
-    return [Example(nlp.make_doc(text), make_reference(nlp.vocab, text, ents, rels)) for text, ents, rels in sentences]
 
 
 def make_nlp(model=None, **config):
@@ -61,7 +50,7 @@ def train(nlp, examples, n_iter=60):
 @pytest.fixture(scope="module")
 def trained():
     nlp = make_nlp()
-    return train(nlp, make_examples(nlp)), make_examples(nlp)
+    return train(nlp, relations_examples(nlp, RELATION_SENTENCES)), relations_examples(nlp, RELATION_SENTENCES)
 
 
 def relation_set(doc):
@@ -110,7 +99,7 @@ def test_no_one_and_many_entities():
     many_text = " ".join(f"w{i}" for i in range(300))
     many = [(i, i + 1, "Drug" if i % 2 else "Effect") for i in range(300)]
     sentences = [RELATION_SENTENCES[2], ("Aspirin helps .", [(0, 1, "Drug")], []), (many_text, many, [(0, 1, "ADE")])]
-    examples = make_examples(nlp, sentences)
+    examples = relations_examples(nlp, sentences)
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("bioner_relations")
     seen = []
@@ -147,7 +136,7 @@ def test_use_ents_from_pairs_upstream_entities(trained):
 
 def test_relation_to_missing_entity_names_the_document():
     nlp = make_nlp()
-    examples = make_examples(nlp)
+    examples = relations_examples(nlp, RELATION_SENTENCES)
     reference = examples[1].reference
     head = Span(reference, 3, 5, label="Effect")  # not one of the gold entities
     reference._.relations = [(head, reference.ents[0], "ADE")]
@@ -157,7 +146,7 @@ def test_relation_to_missing_entity_names_the_document():
 
 def test_unknown_labels_are_errors():
     nlp = make_nlp()
-    examples = make_examples(nlp)
+    examples = relations_examples(nlp, RELATION_SENTENCES)
     pipe = nlp.get_pipe("bioner_relations")
     with pytest.raises(ValueError, match="relation type 'Treats'"):
         pipe.initialize(lambda: examples, labels={"entities": ["Drug", "Effect", "Disease"], "relations": ["ADE"]})
@@ -204,7 +193,7 @@ def initialized(**config):
     """make_nlp(**config) initialized on RELATION_SENTENCES with fixed seeds; the pipe."""
     spacy.util.fix_random_seed(0)
     nlp = make_nlp(**config)
-    examples = make_examples(nlp)
+    examples = relations_examples(nlp, RELATION_SENTENCES)
     nlp.initialize(lambda: examples)
     return nlp, nlp.get_pipe("bioner_relations"), examples
 
@@ -300,7 +289,7 @@ def test_explicit_weights_must_name_every_class():
     nlp = make_nlp(class_weights={"relations": {"ADE": 1.0, "Treats": 2.0}})
     message = r"class_weights.relations must give one weight per class .*missing classes: \['Neg_Relation'\]"
     with pytest.raises(ValueError, match=message):
-        nlp.initialize(lambda: make_examples(nlp))
+        nlp.initialize(lambda: relations_examples(nlp, RELATION_SENTENCES))
 
 
 # Ablation switches (seeds/002 Table 2) -------------------------------------------------
@@ -374,7 +363,7 @@ def test_iou_scaling_reaches_the_training_loss():
 def trained_single_task():
     """multitask = false (SpERT): softmax with a none class, trained like `trained`."""
     nlp = make_nlp(multitask=False)
-    return train(nlp, make_examples(nlp)), make_examples(nlp)
+    return train(nlp, relations_examples(nlp, RELATION_SENTENCES)), relations_examples(nlp, RELATION_SENTENCES)
 
 
 def test_single_task_has_a_none_class_and_overfits(trained_single_task):

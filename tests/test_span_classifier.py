@@ -22,6 +22,7 @@ from spacy_bioner.layers.spans import (
 from spacy_bioner.scoring import score_entities
 
 from .conftest import tiny_tok2vec
+from .pipelines import spans_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = NumpyOps()
@@ -47,15 +48,6 @@ def make_nlp(model=None, **config):
     return nlp
 
 
-def make_examples(nlp, data=NESTED, key="bioner_spans"):
-    examples = []
-    for text, spans in data:
-        reference = Doc(nlp.vocab, words=text.split())
-        reference.spans[key] = [Span(reference, s, e, label=label) for s, e, label in spans]
-        examples.append(Example(nlp.make_doc(text), reference))
-    return examples
-
-
 def train(nlp, examples, n_iter=60):
     random.seed(0)
     optimizer = nlp.initialize(lambda: examples)
@@ -73,7 +65,7 @@ def span_triples(doc, key="bioner_spans"):
 def trained(request):
     spacy.util.fix_random_seed(0)
     nlp = make_nlp(model_config(representation=request.param, hidden_size=16 if len(request.param) > 1 else 0))
-    examples = make_examples(nlp)
+    examples = spans_examples(nlp, NESTED)
     return train(nlp, examples), examples
 
 
@@ -272,7 +264,7 @@ def test_gold_from_ents_when_no_span_group():
 def test_negative_sampling_keeps_positives_and_caps_negatives():
     spacy.util.fix_random_seed(0)
     nlp = make_nlp(negatives_per_doc=4)
-    examples = make_examples(nlp)
+    examples = spans_examples(nlp, NESTED)
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("bioner_spans")
     n_positive = sum(len(spans) for _, spans in NESTED)
@@ -289,17 +281,17 @@ def test_negative_sampling_keeps_positives_and_caps_negatives():
 
 def test_scheme_none_and_explicit_class_weights():
     nlp = make_nlp(scheme="none")
-    examples = make_examples(nlp)
+    examples = spans_examples(nlp, NESTED)
     nlp.initialize(lambda: examples)
     assert set(nlp.get_pipe("bioner_spans").cfg["class_weights"].values()) == {1.0}
     nlp = make_nlp(class_weights={NEGATIVE: 0.1, "Gene": 1.0})
     with pytest.raises(ValueError, match="missing classes: \\['Disease', 'Drug', 'Organ'\\]"):
-        nlp.initialize(lambda: make_examples(nlp))
+        nlp.initialize(lambda: spans_examples(nlp, NESTED))
 
 
 def test_type_not_given_is_a_clear_error():
     nlp = make_nlp()
-    examples = make_examples(nlp)
+    examples = spans_examples(nlp, NESTED)
     with pytest.raises(ValueError, match="example 1 has entity type 'Drug'"):
         nlp.get_pipe("bioner_spans").initialize(lambda: examples, nlp=nlp, labels=["Gene", "Disease", "Organ"])
 
