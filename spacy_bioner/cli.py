@@ -161,12 +161,13 @@ def evaluate(
     html: Path = typer.Option(None, help="Write an HTML page listing every error in context."),
     spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
     batch_size: int = typer.Option(256, help="Batch size for nlp.pipe."),
+    dataset: Optional[str] = typer.Option(None, help="Mark the docs as this dataset's, with the entity types of the gold data (the LLM tagger then tags only those, with that dataset's instruction)."),
 ) -> None:
     """Strict P/R/F per entity type and error categories (each error counted once);
     relation P/R/F (strict and boundaries) when the gold data has relations."""
     nlp = _load_pipeline(model)
     references = _read_docs(data, nlp)
-    examples = predict_examples(nlp, references, batch_size)
+    examples = predict_examples(nlp, references, batch_size, dataset, spans_key)
     results = evaluate_examples(examples, spans_key, spans_key)
     typer.echo(format_table(results))
     if output is not None:

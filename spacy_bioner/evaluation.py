@@ -7,13 +7,28 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from .corpora.multi import mark
 from .relations import relation_rows
 from .scoring import categorize_errors, count_errors, doc_entities, gold_entities, score_entities, score_relations
 
 
-def predict_examples(nlp: Language, references: Sequence[Doc], batch_size: int = 256) -> List[Example]:
-    """Run the pipeline over the raw text of each reference doc, as `spacy evaluate` does."""
-    predictions = nlp.pipe((doc.text for doc in references), batch_size=batch_size)
+def predict_examples(
+    nlp: Language, references: Sequence[Doc], batch_size: int = 256, dataset: Optional[str] = None, gold_key: Optional[str] = None
+) -> List[Example]:
+    """Run the pipeline over the raw text of each reference doc, as `spacy evaluate` does.
+
+    dataset: mark every doc as coming from this dataset, annotated with the entity types
+        of the gold entities in `references` (read as `gold_key` says), as
+        spacy_bioner.MultiCorpus.v1 marks training data, so that a component instructed
+        per dataset and type (the LLM tagger) tags only those types, with that
+        dataset's instruction.
+    """
+    docs = [nlp.make_doc(doc.text) for doc in references]
+    if dataset is not None:
+        entity_types = sorted({label for doc in references for _, _, label in gold_entities(doc, gold_key)})
+        for doc in docs:
+            mark(doc, dataset, entity_types)
+    predictions = nlp.pipe(docs, batch_size=batch_size)
     return [Example(pred, ref) for pred, ref in zip(predictions, references)]
 
 

@@ -1,11 +1,13 @@
 import json
 
 import spacy
+from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.corpora.multi import entity_types_of
 from spacy_bioner.evaluation import errors_html, evaluate_examples
 from spacy_bioner.scoring import categorize_errors
 
@@ -81,3 +83,24 @@ def test_evaluate_command_names_a_missing_model(tmp_path):
     data.write_text("x\tO\n", encoding="utf8")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nope"), str(data)])
     assert result.exit_code == 1 and "nope" in result.output
+
+
+@Language.component("test_label_by_marked_type")
+def label_by_marked_type(doc: Doc) -> Doc:
+    """Tags every "cancer" with the first entity type the doc is marked with."""
+    label = (entity_types_of(doc) or ["unmarked"])[0]
+    doc.ents = [Span(doc, token.i, token.i + 1, label=label) for token in doc if token.text == "cancer"]
+    return doc
+
+
+def test_evaluate_command_marks_docs_with_dataset_and_gold_types(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_label_by_marked_type")
+    nlp.to_disk(tmp_path / "model")
+    data = tmp_path / "gold.tsv"
+    data.write_text("cancer\tB-Disease\nrisk\tO\n", encoding="utf8")
+    for options, expected_f in [(["--dataset", "NCBI-disease"], 1.0), ([], 0.0)]:
+        output = tmp_path / "m.json"
+        result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), str(data), "--output", str(output), *options])
+        assert result.exit_code == 0, result.output
+        assert json.loads(output.read_text())["f"] == expected_f

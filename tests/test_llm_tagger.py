@@ -162,6 +162,24 @@ def test_marked_docs_use_their_dataset_and_types(trained, monkeypatch):
     assert {inst.dataset for inst in seen} == {"BC5CDR"}
 
 
+def test_evaluation_marks_docs_with_the_dataset_and_its_gold_types(trained, monkeypatch):
+    """`bioner evaluate --dataset` on a single-type test set: the model knows Chemical and
+    Disease, but only Disease is tagged, with that dataset's instruction."""
+    from spacy_bioner.evaluation import predict_examples
+
+    tagger = trained.get_pipe("bioner_llm_tagger")
+    seen = []
+    encode = tagger.encoder.encode
+    monkeypatch.setattr(tagger.encoder, "encode", lambda instances: seen.extend(instances) or encode(instances))
+    reference = Doc(trained.vocab, words=["Aspirin", "caused", "nephrotoxicity", "."], ents=["O", "O", "B-Disease", "O"])
+    examples = predict_examples(trained, [reference], dataset="NCBI-disease")
+    assert [(inst.entity_type, inst.dataset) for inst in seen] == [("Disease", "NCBI-disease")]
+    assert {span.label_ for span in examples[0].predicted.spans["bioner_llm_tagger"]} <= {"Disease"}
+    seen.clear()
+    predict_examples(trained, [reference])
+    assert sorted(inst.entity_type for inst in seen) == ["Chemical", "Disease"]
+
+
 def test_adapt_mode_leaves_the_dataset_out(tiny_llm):
     nlp = make_nlp(tiny_llm, dataset="BC5CDR", instruction_mode="adapt")
     tagger = nlp.get_pipe("bioner_llm_tagger")
