@@ -224,3 +224,25 @@ def test_minilm_from_pypi_tags_two_sentences() -> None:
     docs = list(nlp.pipe([eg.reference.text for eg in examples]))
     assert docs[0]._.trf_data.tensors[-1].shape[-1] == 384
     assert [entities(doc) for doc in docs] == [ents for _, ents in TRAIN[:2]]
+
+
+def test_ensemble_members_share_one_encoder(model_dir: Path) -> None:
+    """configs/ensemble_members_trf.cfg: three member heads listen to one transformer,
+    all of them train it, and each writes only its own span group."""
+    fix_random_seed(0)
+    nlp = make_nlp(model_dir, CONFIGS / "ensemble_members_trf.cfg", **TINY_WINDOWS, **{"paths.dev": "dev.spacy"})
+    members = ["tagger_softmax", "tagger_crf", "spans"]
+    assert nlp.pipe_names == ["transformer", *members]
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    assert len(nlp.get_pipe("transformer").listeners) == len(members)
+    encoder = next(shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims)._model
+    before = encoder.embeddings.word_embeddings.weight.detach().clone()
+    optimizer = Adam(1e-3)
+    for _ in range(2):
+        losses = nlp.update(examples, sgd=optimizer, drop=0.0)
+        assert all(losses[name] > 0 for name in members)
+    assert not (encoder.embeddings.word_embeddings.weight.detach() == before).all()
+    for doc in nlp.pipe(text for text, _ in TRAIN):
+        assert set(members) <= set(doc.spans)
+        assert doc.ents == ()  # members never write doc.ents: the ensembler does
