@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import spacy
+from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
 
@@ -24,11 +25,17 @@ from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, headline
 from spacy_bioner.scoring import make_relation_scorer
 
 
+def load_model(path: Path, workdir: Path) -> Language:
+    if not path.is_dir():
+        raise SystemExit(f"No trained model at {path}: run bench_relations.py with --workdir {workdir}")
+    return spacy.load(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument("workdir", type=Path, help="The --workdir of a bench_relations.py run")
-    parser.add_argument("--variant", default="full")
+    parser.add_argument("--variants", nargs="+", default=["full"])
     parser.add_argument("--folds", default="0", help="ADE folds, e.g. 0 or 0-9")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.5, 0.0])
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
@@ -37,31 +44,31 @@ def main() -> None:
     first, _, last = args.folds.partition("-")
     folds = [0] if args.dataset == "conll04" else list(range(int(first), int(last or first) + 1))
     average = DATASETS[args.dataset]["average"]
-    rows = {theta: [] for theta in args.thresholds}
-    for fold in folds:
-        model = args.workdir / args.variant / f"{args.dataset}_{fold}" / "model-last"
-        if not model.is_dir():
-            raise SystemExit(f"No trained model at {model}: run bench_relations.py with --workdir {args.workdir}")
-        nlp = spacy.load(model)
-        _, test_name = DATASETS[args.dataset]["splits"](fold)
-        test = args.workdir / "corpus" / f"{args.dataset}_{fold}" / "test" / f"{test_name}.spacy"
-        references = list(DocBin().from_disk(test).get_docs(nlp.vocab))
-        for theta in args.thresholds:
-            nlp.get_pipe(KEY).cfg["threshold"] = theta
-            predictions = nlp.pipe(doc.text for doc in references)
-            scores = make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
-            rows[theta].append(headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average))
-            print(f"fold {fold} theta {theta}: " + ", ".join(f"{c} {rows[theta][-1][c]:.2f}" for c in F1_COLUMNS), flush=True)
-    columns = [c for c in rows[args.thresholds[0]][0] if c not in ("train s", "words/s")]
+    rows = {(variant, theta): [] for variant in args.variants for theta in args.thresholds}
+    for variant in args.variants:
+        for fold in folds:
+            nlp = load_model(args.workdir / variant / f"{args.dataset}_{fold}" / "model-last", args.workdir)
+            _, test_name = DATASETS[args.dataset]["splits"](fold)
+            test = args.workdir / "corpus" / f"{args.dataset}_{fold}" / "test" / f"{test_name}.spacy"
+            references = list(DocBin().from_disk(test).get_docs(nlp.vocab))
+            for theta in args.thresholds:
+                nlp.get_pipe(KEY).cfg["threshold"] = theta
+                predictions = nlp.pipe(doc.text for doc in references)
+                scores = make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
+                row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
+                rows[variant, theta].append(row)
+                print(f"{variant} fold {fold} theta {theta}: " + ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS), flush=True)
+    columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
     lines = [
         f"# bioner_relations on {args.dataset}: scores at each threshold theta ({average} averages, "
-        f"mean over folds {folds}, variant {args.variant}; test split, not for choosing theta)",
+        f"mean over folds {folds}; test split, not for choosing theta)",
         "",
-        "| theta | " + " | ".join(columns) + " |",
-        "|" + "---|" * (len(columns) + 1),
+        "| variant | theta | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 2),
     ]
-    for theta, fold_rows in rows.items():
-        lines.append(f"| {theta:g} | " + " | ".join(f"{statistics.fmean(r[c] for r in fold_rows):.2f}" for c in columns) + " |")
+    for (variant, theta), fold_rows in rows.items():
+        means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
+        lines.append(f"| {variant} | {theta:g} | " + " | ".join(f"{mean:.2f}" for mean in means) + " |")
     lines += ["", f"Command: `{shlex.join(['python', 'benchmarks/relations_threshold.py', *sys.argv[1:]])}`"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"relations_{args.dataset}{args.suffix}_threshold.md").write_text("\n".join(lines) + "\n")
