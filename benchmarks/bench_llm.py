@@ -1,7 +1,8 @@
 """VANER (`bioner_llm_tagger`, SmolLM2-135M + LoRA) against `bioner_tagger` + MiniLM on CPU,
 with the same training budget: N sentences per dataset x M epochs, 8 sentences per update.
 
-    python benchmarks/bench_llm.py --train-sentences 64 --epochs 1 --test-sentences 100
+    python benchmarks/bench_llm.py --datasets NCBI-disease --train-sentences 384 --test-sentences 200 --name cpu_ncbi
+    python benchmarks/bench_llm.py --datasets NCBI-disease BC5CDR --rows multi --train-sentences 384 --name cpu_multi
 
 Rows (strict test P/R/F1 and words/second of inference):
 - per dataset: bidirectional vs causal attention, each without DBR (NCBI-disease also
