@@ -226,9 +226,10 @@ def test_minilm_from_pypi_tags_two_sentences() -> None:
     assert [entities(doc) for doc in docs] == [ents for _, ents in TRAIN[:2]]
 
 
-def test_ensemble_members_share_one_encoder(model_dir: Path) -> None:
+def test_ensemble_members_share_one_encoder(tmp_path: Path) -> None:
     """configs/ensemble_members_trf.cfg: three member heads listen to one transformer,
     all of them train it, and each writes only its own span group."""
+    model_dir = write_tiny_bert(tmp_path / "tiny-bert")  # the module's copy is removed by a load test
     fix_random_seed(0)
     nlp = make_nlp(model_dir, CONFIGS / "ensemble_members_trf.cfg", **TINY_WINDOWS, **{"paths.dev": "dev.spacy"})
     members = ["tagger_softmax", "tagger_crf", "spans"]
