@@ -36,11 +36,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List
 
 import spacy
 from spacy.cli._util import parse_config_overrides
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import load_config
 
@@ -71,10 +71,29 @@ def write_docbin(names, dataset: str, path: Path, data: Path) -> None:
         DocBin(docs=docs, store_user_data=True).to_disk(path / f"{name}.spacy")
 
 
+def parse_folds(dataset: str, spec: str) -> List[int]:
+    """The folds of a spec like "0" or "0-9" (CoNLL04 has one split: [0])."""
+    first, _, last = spec.partition("-")
+    return [0] if dataset == "conll04" else list(range(int(first), int(last or first) + 1))
+
+
+def fold_corpus(workdir: Path, dataset: str, fold: int) -> Path:
+    return workdir / "corpus" / f"{dataset}_{fold}"
+
+
+def read_test_docs(fold_dir: Path, dataset: str, fold: int, vocab) -> List[Doc]:
+    _, test_name = DATASETS[dataset]["splits"](fold)
+    return list(DocBin().from_disk(fold_dir / "test" / f"{test_name}.spacy").get_docs(vocab))
+
+
+def relation_scores(predictions: Iterable[Doc], references: List[Doc]) -> Dict[str, Any]:
+    return make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
+
+
 def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
     """The fold's train/ and test/ DocBins under workdir, shared by the variants."""
     train_names, test_name = DATASETS[dataset]["splits"](fold)
-    fold_dir = workdir / "corpus" / f"{dataset}_{fold}"
+    fold_dir = fold_corpus(workdir, dataset, fold)
     write_docbin(train_names, dataset, fold_dir / "train", data)
     write_docbin([test_name], dataset, fold_dir / "test", data)
     return fold_dir
@@ -82,7 +101,6 @@ def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
 
 def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides) -> dict:
     """Train on the fold for max_steps and score model-last on its test split."""
-    _, test_name = DATASETS[dataset]["splits"](fold)
     command = [
         sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
         "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "test"),
@@ -94,11 +112,11 @@ def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path
     train_seconds = time.perf_counter() - start
     # model-last: no model selection on the test set
     nlp = spacy.load(output / "model-last")
-    references = list(DocBin().from_disk(fold_dir / "test" / f"{test_name}.spacy").get_docs(nlp.vocab))
+    references = read_test_docs(fold_dir, dataset, fold, nlp.vocab)
     start = time.perf_counter()
     predictions = list(nlp.pipe(doc.text for doc in references))
     seconds = time.perf_counter() - start
-    scores = make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
+    scores = relation_scores(predictions, references)
     n_words = sum(len(doc) for doc in references)
     return {"fold": fold, "scores": scores, "train_seconds": train_seconds, "words_per_second": n_words / seconds}
 
@@ -183,8 +201,7 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     # any other arguments are `spacy train` overrides, e.g. --paths.transformer DIR
     args, overrides = parser.parse_known_args()
-    first, _, last = args.folds.partition("-")
-    folds = [0] if args.dataset == "conll04" else list(range(int(first), int(last or first) + 1))
+    folds = parse_folds(args.dataset, args.folds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_relations_"))
     encoder = encoder_of(args.config, overrides)
     if encoder["warmup"]:

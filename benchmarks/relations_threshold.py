@@ -18,11 +18,8 @@ from pathlib import Path
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import DocBin
-from spacy.training import Example
 
-from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, headline
-from spacy_bioner.scoring import make_relation_scorer
+from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, fold_corpus, headline, parse_folds, read_test_docs, relation_scores
 
 
 def load_model(path: Path, workdir: Path) -> Language:
@@ -41,20 +38,16 @@ def main() -> None:
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    first, _, last = args.folds.partition("-")
-    folds = [0] if args.dataset == "conll04" else list(range(int(first), int(last or first) + 1))
+    folds = parse_folds(args.dataset, args.folds)
     average = DATASETS[args.dataset]["average"]
     rows = {(variant, theta): [] for variant in args.variants for theta in args.thresholds}
     for variant in args.variants:
         for fold in folds:
             nlp = load_model(args.workdir / variant / f"{args.dataset}_{fold}" / "model-last", args.workdir)
-            _, test_name = DATASETS[args.dataset]["splits"](fold)
-            test = args.workdir / "corpus" / f"{args.dataset}_{fold}" / "test" / f"{test_name}.spacy"
-            references = list(DocBin().from_disk(test).get_docs(nlp.vocab))
+            references = read_test_docs(fold_corpus(args.workdir, args.dataset, fold), args.dataset, fold, nlp.vocab)
             for theta in args.thresholds:
                 nlp.get_pipe(KEY).cfg["threshold"] = theta
-                predictions = nlp.pipe(doc.text for doc in references)
-                scores = make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
+                scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
                 row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
                 rows[variant, theta].append(row)
                 print(f"{variant} fold {fold} theta {theta}: " + ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS), flush=True)
