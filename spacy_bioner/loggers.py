@@ -15,7 +15,9 @@ LoggerSetup = Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, An
 @registry.loggers("spacy_bioner.DevPredictionsLogger.v1")
 def dev_predictions_logger(dev_path: str, output_dir: str, logger: Optional[LoggerSetup] = None) -> LoggerSetup:
     """Run the pipeline over the dev corpus at each evaluation and write the predicted
-    docs (all span groups, doc.ents) to OUTPUT_DIR/step_<N>.spacy, in corpus order.
+    docs (all span groups with their attrs, doc.ents) to OUTPUT_DIR/step_<N>.spacy, in
+    corpus order. Doc.user_data is not written: a transformer keeps its output there
+    (doc._.trf_data), which would make each file hundreds of megabytes.
 
     logger: the logger to wrap for console output (default spacy.ConsoleLogger.v1).
     """
@@ -32,7 +34,7 @@ def dev_predictions_logger(dev_path: str, output_dir: str, logger: Optional[Logg
                 return
             references = DocBin().from_disk(dev_path).get_docs(nlp.vocab)
             predictions = nlp.pipe(doc.text for doc in references)
-            DocBin(docs=predictions, store_user_data=True).to_disk(target / f"step_{info['step']:07d}.spacy")
+            DocBin(docs=predictions).to_disk(target / f"step_{info['step']:07d}.spacy")
 
         return step, finalize
 

@@ -3,11 +3,13 @@ import sys
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin, Span, SpanGroup
 from spacy.training import Example
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
+from spacy_bioner.loggers import dev_predictions_logger
 from spacy_bioner.meta import DROP, KEEP, filter_samples, marked_text
 from spacy_bioner.voting import majority_threshold, select_by_votes, tally
 
@@ -318,3 +320,27 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     assert all("[e]" in text and "[/e]" in text for text in marked)
     assert sum(doc.cats[KEEP] for doc in train_docs + dev_docs) >= n_gold
     assert "gold training entities" in result.output and f"{n_gold} gold" in result.output
+
+
+def test_dev_predictions_keep_span_scores_but_not_user_data(tmp_path):
+    nlp = spacy.blank("en")
+
+    @Language.component("test_scored_member")
+    def scored_member(doc):
+        doc.spans["member"] = SpanGroup(doc, spans=[doc[0:1]], attrs={"scores": [0.75]})
+        doc.user_data[("._.", "trf_data", None, None)] = "x" * 10_000  # stands in for a transformer's output
+        return doc
+
+    nlp.add_pipe("test_scored_member")
+    DocBin(docs=[nlp.make_doc("Aspirin helps."), nlp.make_doc("Flu.")]).to_disk(tmp_path / "dev.spacy")
+    setup = dev_predictions_logger(str(tmp_path / "dev.spacy"), str(tmp_path / "out"),
+                                   logger=lambda nlp, stdout, stderr: (lambda info: None, lambda: None))
+    log_step, _ = setup(nlp, sys.stdout, sys.stderr)
+    log_step({"step": 7, "score": 0.5})
+    log_step({"step": 8, "score": None})
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["step_0000007.spacy"]
+    docs = list(DocBin().from_disk(tmp_path / "out" / "step_0000007.spacy").get_docs(nlp.vocab))
+    assert [doc.text for doc in docs] == ["Aspirin helps.", "Flu."]
+    assert [span.text for span in docs[0].spans["member"]] == ["Aspirin"]
+    assert list(docs[0].spans["member"].attrs["scores"]) == [0.75]
+    assert docs[0].user_data == {}
