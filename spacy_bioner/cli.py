@@ -279,6 +279,7 @@ def meta_data(
     sources: str = typer.Option(..., help="Comma-separated span group keys of the members (or 'ents')."),
     extra_features: bool = typer.Option(False, help="Prepend the vote pattern and member scores (then gold training entities are left out, having no votes)."),
     heldout: float = typer.Option(0.15, help="Fraction held out for the filter's early stopping."),
+    min_step: int = typer.Option(1, help="Use the evaluations from this step on. The default leaves out step 0, spaCy's evaluation of the untrained pipeline, whose predictions are noise (an untrained span classifier proposes nearly every candidate span)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Build the Meta filter's training data: every member prediction on the dev set at
@@ -287,9 +288,12 @@ def meta_data(
 
     vocab = spacy.blank("en").vocab
     keys = [key.strip() for key in sources.split(",") if key.strip()]
-    steps = sorted(predictions.glob("step_*.spacy"))
-    if not steps:
+    logged = sorted(predictions.glob("step_*.spacy"))
+    if not logged:
         _fail(f"No step_*.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
+    steps = [path for path in logged if int(path.stem.split("_")[1]) >= min_step]
+    if not steps:
+        _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1].name}")
     gold = list(DocBin().from_disk(gold_dev).get_docs(vocab))
     samples = []
     try:
@@ -303,6 +307,6 @@ def meta_data(
     n_train, n_dev = write_filter_corpus(samples, vocab, output_dir, heldout, seed)
     n_keep = sum(correct for _, correct in samples)
     typer.echo(
-        f"{len(steps)} evaluations, {n_dev_predictions} member predictions, {len(samples) - n_dev_predictions} gold "
+        f"{len(steps)} evaluations (from step {min_step}), {n_dev_predictions} member predictions, {len(samples) - n_dev_predictions} gold "
         f"training entities; {n_keep} KEEP / {len(samples) - n_keep} DROP -> {output_dir}/train.spacy ({n_train}), dev.spacy ({n_dev})"
     )

@@ -95,12 +95,14 @@ def write_filter_corpus(
     n_dev = round(len(order) * heldout)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, part in (("dev", order[:n_dev]), ("train", order[n_dev:])):
-        docs = []
+        # Added one at a time: a DocBin's arrays are a small fraction of the Docs'
+        # memory, and a corpus can hold millions of predictions.
+        doc_bin = DocBin()
         for i in part:
             text, correct = samples[i]
             doc = tokenizer(text)
             doc.cats = {KEEP: float(correct), DROP: float(not correct)}
-            docs.append(doc)
-        DocBin(docs=docs).to_disk(output_dir / f"{name}.spacy")
+            doc_bin.add(doc)
+        doc_bin.to_disk(output_dir / f"{name}.spacy")
     return len(order) - n_dev, n_dev
 

@@ -320,6 +320,16 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     assert all("[e]" in text and "[/e]" in text for text in marked)
     assert sum(doc.cats[KEEP] for doc in train_docs + dev_docs) >= n_gold
     assert "gold training entities" in result.output and f"{n_gold} gold" in result.output
+    # The default leaves out step 0 (the untrained pipeline); --min-step 0 keeps it.
+    assert "3 evaluations (from step 1)" in result.output
+    with_step_0 = CliRunner().invoke(app, ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
+                                           str(tmp_path / "train.spacy"), str(tmp_path / "meta0"), "--sources",
+                                           "tagger_a,tagger_b", "--min-step", "0"])
+    assert with_step_0.exit_code == 0 and "4 evaluations (from step 0)" in with_step_0.output
+    too_late = CliRunner().invoke(app, ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
+                                        str(tmp_path / "train.spacy"), str(tmp_path / "meta13"), "--sources",
+                                        "tagger_a,tagger_b", "--min-step", "13"])
+    assert too_late.exit_code != 0 and "--min-step" in too_late.output and "step_0000012.spacy" in too_late.output
 
 
 def test_dev_predictions_keep_span_scores_but_not_user_data(tmp_path):
