@@ -95,9 +95,9 @@ def write_filter_corpus(
     n_dev = round(len(order) * heldout)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, part in (("dev", order[:n_dev]), ("train", order[n_dev:])):
-        # Added one at a time: a DocBin's arrays are a small fraction of the Docs'
-        # memory, and a corpus can hold millions of predictions.
-        doc_bin = DocBin()
+        # Added one at a time, keeping only what the filter reads (words, spaces, and
+        # the tokenizer's norms): a corpus can hold millions of predictions.
+        doc_bin = DocBin(attrs=["NORM"])
         for i in part:
             text, correct = samples[i]
             doc = tokenizer(text)
