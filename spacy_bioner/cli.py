@@ -288,10 +288,10 @@ def meta_data(
 
     vocab = spacy.blank("en").vocab
     keys = [key.strip() for key in sources.split(",") if key.strip()]
-    logged = sorted(predictions.glob("step_*.spacy"))
+    logged = sorted(path for path in predictions.glob("step_*.spacy") if path.stem[len("step_"):].isdigit())
     if not logged:
-        _fail(f"No step_*.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
-    steps = [path for path in logged if int(path.stem.split("_")[1]) >= min_step]
+        _fail(f"No step_<N>.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
+    steps = [path for path in logged if int(path.stem[len("step_"):]) >= min_step]
     if not steps:
         _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1].name}")
     gold = list(DocBin().from_disk(gold_dev).get_docs(vocab))
