@@ -284,16 +284,17 @@ def meta_data(
 ) -> None:
     """Build the Meta filter's training data: every member prediction on the dev set at
     every evaluation (KEEP if correct, else DROP) plus every gold training entity (KEEP)."""
+    from .loggers import logged_steps
     from .meta import filter_samples, gold_samples, write_filter_corpus
 
     vocab = spacy.blank("en").vocab
     keys = [key.strip() for key in sources.split(",") if key.strip()]
-    logged = sorted(path for path in predictions.glob("step_*.spacy") if path.stem[len("step_"):].isdigit())
+    logged = logged_steps(predictions)
     if not logged:
         _fail(f"No step_<N>.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
-    steps = [path for path in logged if int(path.stem[len("step_"):]) >= min_step]
+    steps = [path for number, path in logged if number >= min_step]
     if not steps:
-        _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1].name}")
+        _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1][1].name}")
     gold = list(DocBin().from_disk(gold_dev).get_docs(vocab))
     samples = []
     try:

@@ -2,7 +2,7 @@
 the raw material of the Meta filter (seeds/004: predictions from every epoch, because
 a well-trained model makes too few mistakes to learn from)."""
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import DocBin
@@ -10,6 +10,18 @@ from spacy.training.loggers import console_logger
 from spacy.util import registry
 
 LoggerSetup = Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]
+STEP_PREFIX = "step_"
+
+
+def logged_steps(directory: Path) -> List[Tuple[int, Path]]:
+    """The (step, path) of every step_<N>.spacy the logger wrote in `directory`, by
+    step; other files are ignored."""
+    found = []
+    for path in directory.glob(f"{STEP_PREFIX}*.spacy"):
+        number = path.stem[len(STEP_PREFIX):]
+        if number.isdigit():
+            found.append((int(number), path))
+    return sorted(found)
 
 
 @registry.loggers("spacy_bioner.DevPredictionsLogger.v1")
@@ -34,7 +46,7 @@ def dev_predictions_logger(dev_path: str, output_dir: str, logger: Optional[Logg
                 return
             references = DocBin().from_disk(dev_path).get_docs(nlp.vocab)
             predictions = nlp.pipe(doc.text for doc in references)
-            DocBin(docs=predictions).to_disk(target / f"step_{info['step']:07d}.spacy")
+            DocBin(docs=predictions).to_disk(target / f"{STEP_PREFIX}{info['step']:07d}.spacy")
 
         return step, finalize
 

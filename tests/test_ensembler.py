@@ -310,8 +310,9 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     predicted = list(DocBin().from_disk(steps[-1]).get_docs(nlp.vocab))
     assert len(predicted) == 3 and "tagger_a" in predicted[0].spans and "tagger_b" in predicted[0].spans
     (tmp_path / "dev_predictions" / "step_best.spacy").write_bytes(b"")  # not an evaluation: ignored
-    result = CliRunner().invoke(app, ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
-                                      str(tmp_path / "train.spacy"), str(tmp_path / "meta"), "--sources", "tagger_a,tagger_b"])
+    meta_data_args = ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
+                      str(tmp_path / "train.spacy"), str(tmp_path / "meta"), "--sources", "tagger_a,tagger_b"]
+    result = CliRunner().invoke(app, meta_data_args)
     assert result.exit_code == 0, result.output
     train_docs = list(DocBin().from_disk(tmp_path / "meta" / "train.spacy").get_docs(nlp.vocab))
     dev_docs = list(DocBin().from_disk(tmp_path / "meta" / "dev.spacy").get_docs(nlp.vocab))
@@ -323,13 +324,9 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     assert "gold training entities" in result.output and f"{n_gold} gold" in result.output
     # The default leaves out step 0 (the untrained pipeline); --min-step 0 keeps it.
     assert "3 evaluations (from step 1)" in result.output
-    with_step_0 = CliRunner().invoke(app, ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
-                                           str(tmp_path / "train.spacy"), str(tmp_path / "meta0"), "--sources",
-                                           "tagger_a,tagger_b", "--min-step", "0"])
+    with_step_0 = CliRunner().invoke(app, meta_data_args + ["--min-step", "0"])
     assert with_step_0.exit_code == 0 and "4 evaluations (from step 0)" in with_step_0.output
-    too_late = CliRunner().invoke(app, ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
-                                        str(tmp_path / "train.spacy"), str(tmp_path / "meta13"), "--sources",
-                                        "tagger_a,tagger_b", "--min-step", "13"])
+    too_late = CliRunner().invoke(app, meta_data_args + ["--min-step", "13"])
     assert too_late.exit_code != 0 and "--min-step" in too_late.output and "step_0000012.spacy" in too_late.output
 
 
