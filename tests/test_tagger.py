@@ -1,11 +1,15 @@
 import subprocess
 import sys
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
+from spacy_bioner.bio import iob_to_spans
+from spacy_bioner.layers.crf import FORBIDDEN, bio_constraints, decode, forward_backward
+from spacy_bioner.losses import softmax
 from spacy_bioner.scoring import score_entities
 
 from .conftest import make_examples, make_nlp, train
@@ -145,3 +149,47 @@ def test_cannot_add_labels_after_initialize():
     nlp.initialize(lambda: make_examples(nlp))
     with pytest.raises(ValueError, match="after the model is initialized"):
         nlp.get_pipe("bioner_tagger").add_label("Gene")
+
+
+def _reference_entities(tagger, doc):
+    """One doc decoded alone, token lists and iob_to_spans: what the batched predict()
+    and set_annotations() must reproduce."""
+    if not len(doc):
+        return []
+    scores = tagger.model.predict([doc])[0].copy()
+    scores[[token.is_space for token in doc], 1:] += FORBIDDEN
+    forbidden, forbidden_start = bio_constraints(tagger.tags)
+    if tagger.is_crf:
+        crf = tagger.model.get_ref("crf")
+        transitions = crf.get_param("transitions") + forbidden
+        start = crf.get_param("start") + forbidden_start
+        end = crf.get_param("end")
+        path = decode(numpy, [scores], transitions, start, end)[0]
+        _, marginals, _ = forward_backward(numpy, scores[None], numpy.asarray([len(doc)]), transitions, start, end)
+        probs = marginals[0]
+    else:
+        probs = softmax(numpy, scores)
+        log_probs = numpy.log(numpy.maximum(probs, 1e-12))
+        path = decode(numpy, [log_probs], forbidden, forbidden_start, numpy.zeros_like(forbidden_start))[0]
+    chosen = probs[numpy.arange(len(path)), path]
+    spans = iob_to_spans([tagger.tags[i] for i in path])
+    return [(start, end, label, float(chosen[start:end].mean())) for start, end, label in spans]
+
+
+def test_batched_decoding_matches_one_doc_at_a_time(trained):
+    nlp, examples = trained
+    texts = [eg.reference.text for eg in examples] + [
+        "",
+        "  Aspirin  induced\n\nReye syndrome  ",
+        "cancer tamoxifen Reye syndrome kidney injury Cisplatin breast cancer daily",
+        "\n",
+        "Haloperidol",
+    ]
+    tagger = nlp.get_pipe("bioner_tagger")
+    docs = list(nlp.pipe(texts, batch_size=4))
+    for doc in docs:
+        group = doc.spans[tagger.spans_key]
+        got = [(span.start, span.end, span.label_) for span in group]
+        expected = _reference_entities(tagger, nlp.make_doc(doc.text))
+        assert got == [entity[:3] for entity in expected]
+        assert group.attrs["scores"] == pytest.approx([entity[3] for entity in expected], abs=1e-5)

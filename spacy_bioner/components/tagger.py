@@ -10,16 +10,17 @@ the decoded tag over the span's tokens: softmax probabilities, or CRF marginals)
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+import numpy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.types import Floats2d, Ints1d
+from thinc.types import Floats2d
 
 from ..annotations import write_entities
-from ..bio import iob_to_spans, tag_inventory
-from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, decode, forward_backward, pad
+from ..bio import split_tag, tag_inventory
+from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, pad_flat, tag_marginals, viterbi
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
@@ -181,11 +182,11 @@ class BioTagger(EntityPipe):
         """IOB2 gold tag of each predicted token; None where unknown or misaligned."""
         return aligned_iob_tags(self.name, example, index, self.labels)
 
-    def _gold_ids(self, examples: Iterable[Example]) -> List[Ints1d]:
+    def _gold_ids(self, examples: Iterable[Example]) -> List[numpy.ndarray]:
+        """Gold tag ids per example (-1 where unknown), as host arrays."""
         index = {tag: i for i, tag in enumerate(self.tags)}
-        xp = self.model.ops.xp
         return [
-            xp.asarray([-1 if tag is None else index[tag] for tag in self._aligned_tags(eg, i)], dtype="i")
+            numpy.asarray([-1 if tag is None else index[tag] for tag in self._aligned_tags(eg, i)], dtype="i")
             for i, eg in enumerate(examples)
         ]
 
@@ -229,7 +230,7 @@ class BioTagger(EntityPipe):
         if self.is_crf:
             d_scores = [xp.zeros_like(s) for s in scores]
             nonempty = [i for i, s in enumerate(scores) if len(s)]
-            forbidden, forbidden_start = (xp.asarray(a) for a in bio_constraints(self.tags))
+            forbidden, forbidden_start = bio_constraints(self.tags)
             n_tokens = sum(len(s) for s in scores)
             loss, d_nonempty = crf_loss(
                 self.model.get_ref("crf"),
@@ -243,59 +244,93 @@ class BioTagger(EntityPipe):
                 d_scores[i] = d
             return loss, d_scores
         lengths = [len(s) for s in scores]
-        loss, d_flat = weighted_cross_entropy(xp, xp.concatenate(scores), xp.concatenate(gold), self._weight_array())
+        targets = xp.asarray(numpy.concatenate(gold))
+        loss, d_flat = weighted_cross_entropy(xp, xp.concatenate(scores), targets, self._weight_array())
         d_scores, start = [], 0
         for length in lengths:
             d_scores.append(d_flat[start : start + length])
             start += length
         return loss, d_scores
 
-    def predict(self, docs: Iterable[Doc]) -> Tuple[List[Ints1d], List[Floats2d]]:
-        """Best valid tag sequence per doc, and the probability of each chosen tag."""
+    def predict(self, docs: Iterable[Doc]) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
+        """Best valid tag sequence per doc, and the probability of each chosen tag (CRF:
+        its marginal, only inside predicted entities, 0 elsewhere; softmax: everywhere).
+
+        The scores of the batch come to the host in one transfer and are decoded there:
+        on a GPU, Viterbi and forward-backward are many tiny steps, cheaper on the CPU
+        than as kernel launches. Host (numpy) arrays are returned.
+        """
         docs = list(docs)
-        xp = self.model.ops.xp
-        if not any(len(doc) for doc in docs):
-            return [xp.zeros((0,), dtype="i") for _ in docs], [xp.zeros((0,), dtype="f") for _ in docs]
-        scores = [s + self._space_mask(doc) for s, doc in zip(self.model.predict(docs), docs)]
-        forbidden, forbidden_start = (xp.asarray(a) for a in bio_constraints(self.tags))
+        lengths = numpy.asarray([len(doc) for doc in docs], dtype="i")
+        if not lengths.any():
+            return [numpy.zeros((0,), dtype="i") for _ in docs], [numpy.zeros((0,), dtype="f") for _ in docs]
+        ops = self.model.ops
+        scores = ops.to_numpy(ops.flatten(self.model.predict(docs)))
+        # Rule out entity tags on whitespace tokens (as spaCy's `ner` does), so an
+        # entity never starts, ends or consists of whitespace.
+        spaces = numpy.concatenate([doc.to_array("IS_SPACE") for doc in docs]).astype(bool)
+        scores[spaces, 1:] += FORBIDDEN
+        nonempty = lengths[lengths > 0]
+        emissions = pad_flat(numpy, scores, nonempty)
+        forbidden, forbidden_start = bio_constraints(self.tags)
         if self.is_crf:
             crf = self.model.get_ref("crf")
-            transitions = crf.get_param("transitions") + forbidden
-            start = crf.get_param("start") + forbidden_start
-            end = crf.get_param("end")
-            paths = decode(xp, scores, transitions, start, end)
-            probs = self._crf_marginals(scores, transitions, start, end)
+            transitions = ops.to_numpy(crf.get_param("transitions")) + forbidden
+            start = ops.to_numpy(crf.get_param("start")) + forbidden_start
+            end = ops.to_numpy(crf.get_param("end"))
+            paths = viterbi(numpy, emissions, nonempty, transitions, start, end)
+            confidences = self._entity_marginals(emissions, nonempty, paths, transitions, start, end)
         else:
-            probs = [softmax(xp, s) for s in scores]
-            log_probs = [xp.log(xp.maximum(p, 1e-12)) for p in probs]
-            paths = decode(xp, log_probs, forbidden, forbidden_start, xp.zeros((len(self.tags),), dtype="f"))
-        confidences = [p[xp.arange(len(path)), path] for p, path in zip(probs, paths)]
-        return paths, confidences
+            probs = softmax(numpy, emissions)
+            log_probs = numpy.log(numpy.maximum(probs, 1e-12))
+            paths = viterbi(numpy, log_probs, nonempty, forbidden, forbidden_start, numpy.zeros_like(forbidden_start))
+            confidences = numpy.take_along_axis(probs, paths[:, :, None], axis=2)[:, :, 0]
+        rows = iter(range(len(nonempty)))
+        out_paths, out_confidences = [], []
+        for length in lengths.tolist():
+            row = next(rows) if length else 0
+            out_paths.append(paths[row, :length])
+            out_confidences.append(confidences[row, :length])
+        return out_paths, out_confidences
 
-    def _space_mask(self, doc: Doc) -> Floats2d:
-        """Additive scores that rule out entity tags on whitespace tokens (as spaCy's
-        `ner` does), so an entity never starts, ends or consists of whitespace."""
-        xp = self.model.ops.xp
-        mask = xp.zeros((len(doc), len(self.tags)), dtype="f")
-        spaces = xp.asarray([token.is_space for token in doc], dtype="bool")
-        mask[spaces, 1:] = FORBIDDEN
-        return mask
+    @staticmethod
+    def _entity_marginals(emissions, lengths, paths, transitions, start, end) -> numpy.ndarray:
+        """The CRF marginal of each chosen tag, computed (forward-backward) only for the
+        sequences with a predicted entity: the span scores need no other."""
+        confidences = numpy.zeros(paths.shape, dtype="f")
+        inside = numpy.arange(paths.shape[1])[None, :] < lengths[:, None]
+        tagged = numpy.flatnonzero(((paths > 0) & inside).any(axis=1))
+        if len(tagged):
+            marginals = tag_marginals(numpy, emissions[tagged], lengths[tagged], transitions, start, end)
+            chosen = numpy.take_along_axis(marginals, paths[tagged, :, None], axis=2)[:, :, 0]
+            confidences[tagged] = chosen
+        return confidences
 
-    def _crf_marginals(self, scores: List[Floats2d], transitions, start, end) -> List[Floats2d]:
-        xp = self.model.ops.xp
-        marginals = [xp.zeros_like(s) for s in scores]
-        nonempty = [i for i, s in enumerate(scores) if len(s)]
-        padded, lengths = pad(xp, [scores[i] for i in nonempty])
-        _, batch_marginals, _ = forward_backward(xp, padded, lengths, transitions, start, end)
-        for row, i in enumerate(nonempty):
-            marginals[i] = batch_marginals[row, : len(scores[i])]
-        return marginals
-
-    def set_annotations(self, docs: Iterable[Doc], predictions: Tuple[List[Ints1d], List[Floats2d]]) -> None:
-        tags = self.tags
-        for doc, path, confidence in zip(docs, *predictions):
-            path = self.model.ops.to_numpy(path).tolist()
-            confidence = self.model.ops.to_numpy(confidence)
-            spans = [Span(doc, s, e, label=label) for s, e, label in iob_to_spans([tags[i] for i in path])]
-            scores = [float(confidence[span.start : span.end].mean()) for span in spans]
-            write_entities(doc, self.spans_key, spans, scores, self.cfg["set_ents"])
+    def set_annotations(
+        self, docs: Iterable[Doc], predictions: Tuple[List[numpy.ndarray], List[numpy.ndarray]]
+    ) -> None:
+        """Entities to doc.spans[spans_key] (and doc.ents), each scored by the mean
+        probability of its tags. Paths are valid IOB2, so an entity is a B tag and the
+        I tags after it: found for the whole batch at once, not token by token."""
+        paths, confidences = predictions
+        labels = [split_tag(tag)[1] for tag in self.tags]
+        is_begin = numpy.asarray([tag.startswith("B-") for tag in self.tags])
+        is_inside = numpy.asarray([tag.startswith("I-") for tag in self.tags])
+        lengths = numpy.asarray([len(path) for path in paths], dtype="int64")
+        doc_ends = numpy.cumsum(lengths)
+        doc_starts = doc_ends - lengths
+        path = numpy.concatenate([numpy.zeros((0,), dtype="i"), *paths])
+        # an entity ends at the first token after its start that is not an I tag, or at its doc's end
+        breaks = numpy.union1d(numpy.flatnonzero(~is_inside[path]), doc_ends)
+        starts = numpy.flatnonzero(is_begin[path])
+        ends = breaks[numpy.searchsorted(breaks, starts, side="right")]
+        totals = numpy.concatenate([[0.0], numpy.cumsum(numpy.concatenate([[], *confidences]), dtype="f8")])
+        scores = ((totals[ends] - totals[starts]) / (ends - starts)).tolist()
+        entity_labels = [labels[tag] for tag in path[starts].tolist()]
+        doc_of = numpy.searchsorted(doc_ends, starts, side="right")
+        starts, ends = (starts - doc_starts[doc_of]).tolist(), (ends - doc_starts[doc_of]).tolist()
+        bounds = numpy.searchsorted(doc_of, numpy.arange(len(lengths) + 1)).tolist()
+        for i, doc in enumerate(docs):
+            entities = range(bounds[i], bounds[i + 1])
+            spans = [Span(doc, starts[j], ends[j], label=entity_labels[j]) for j in entities]
+            write_entities(doc, self.spans_key, spans, [scores[j] for j in entities], self.cfg["set_ents"])

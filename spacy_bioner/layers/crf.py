@@ -7,7 +7,13 @@ The layer is the identity on the emission scores during the forward pass; it own
 any other parameter. Transitions that are invalid in IOB2 (``O -> I-X``, ``B-X -> I-Y``,
 start -> ``I-X``) are forbidden in training and decoding alike, so decoded sequences
 are always valid and no repair rule is ever applied to predictions.
+
+The algorithms take the array module (`xp`, numpy or cupy) and loop over time steps
+only, never over documents or tokens: on a GPU each step is a few kernel launches for
+the whole batch, and a caller that wants to decode on the host transfers the padded
+emissions once and passes numpy.
 """
+from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import numpy
@@ -43,7 +49,13 @@ def _init_transitions(model: Model, X=None, Y=None) -> None:
 
 
 def bio_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Additive masks (0 or FORBIDDEN) for transitions and for the first tag."""
+    """Additive masks (0 or FORBIDDEN) for transitions and for the first tag: host
+    arrays, built once per tag set and read-only (move them with `ops.asarray`)."""
+    return _bio_constraints(tuple(tags))
+
+
+@lru_cache(maxsize=None)
+def _bio_constraints(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     parsed = [split_tag(tag) for tag in tags]
     transitions = numpy.zeros((len(tags), len(tags)), dtype="f")
     start = numpy.zeros((len(tags),), dtype="f")
@@ -54,6 +66,8 @@ def bio_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
         for i, (prev_prefix, prev_label) in enumerate(parsed):
             if prev_label != label or prev_prefix not in ("B", "I"):
                 transitions[i, j] = FORBIDDEN
+    transitions.setflags(write=False)
+    start.setflags(write=False)
     return transitions, start
 
 
@@ -64,12 +78,16 @@ def _logsumexp(xp, x, axis: int):
 
 def pad(xp, sequences: Sequence[Floats2d]) -> Tuple[numpy.ndarray, Ints1d]:
     """Stack (length, n_tags) arrays into a zero-padded (batch, max_length, n_tags) array."""
-    lengths = xp.asarray([len(seq) for seq in sequences], dtype="i")
-    n_tags = sequences[0].shape[1]
-    padded = xp.zeros((len(sequences), int(lengths.max()), n_tags), dtype="f")
-    for i, seq in enumerate(sequences):
-        padded[i, : len(seq)] = seq
-    return padded, lengths
+    lengths = numpy.asarray([len(seq) for seq in sequences], dtype="i")
+    return pad_flat(xp, xp.concatenate([xp.asarray(seq) for seq in sequences]), lengths), xp.asarray(lengths)
+
+
+def pad_flat(xp, flat, lengths: numpy.ndarray):
+    """The rows of `flat` (the sequences of `lengths`, concatenated) as a zero-padded
+    (batch, max_length, ...) array, in one scatter rather than one copy per sequence."""
+    padded = xp.zeros((len(lengths), int(lengths.max()), *flat.shape[1:]), dtype=flat.dtype)
+    padded[xp.asarray(numpy.arange(padded.shape[1])[None, :] < lengths[:, None])] = flat
+    return padded
 
 
 def forward_backward(xp, emissions, lengths, transitions, start, end):
@@ -79,6 +97,29 @@ def forward_backward(xp, emissions, lengths, transitions, start, end):
     Returns log_z (batch,), marginals (batch, time, n_tags) (zero past each length)
     and pair_counts (batch, n_tags, n_tags) summed over time.
     """
+    alphas, betas, log_z = _forward_backward_scores(xp, emissions, lengths, transitions, start, end)
+    valid = (xp.arange(emissions.shape[1])[None, :] < lengths[:, None])[:, :, None]
+    marginals = xp.exp(alphas + betas - log_z[:, None, None]) * valid
+    pair_scores = (
+        alphas[:, :-1, :, None]
+        + transitions[None, None]
+        + (emissions[:, 1:] + betas[:, 1:])[:, :, None, :]
+        - log_z[:, None, None, None]
+    )
+    pair_counts = (xp.exp(pair_scores) * valid[:, 1:, :, None]).sum(axis=1)
+    return log_z, marginals, pair_counts
+
+
+def tag_marginals(xp, emissions, lengths, transitions, start, end):
+    """The marginals of forward_backward alone, without the transition counts that only
+    training needs."""
+    alphas, betas, log_z = _forward_backward_scores(xp, emissions, lengths, transitions, start, end)
+    valid = (xp.arange(emissions.shape[1])[None, :] < lengths[:, None])[:, :, None]
+    return xp.exp(alphas + betas - log_z[:, None, None]) * valid
+
+
+def _forward_backward_scores(xp, emissions, lengths, transitions, start, end):
+    """Forward and backward log scores (batch, time, n_tags) and log_z (batch,)."""
     batch, time, n_tags = emissions.shape
     alphas = xp.zeros_like(emissions)
     alpha = start[None, :] + emissions[:, 0]
@@ -95,16 +136,7 @@ def forward_backward(xp, emissions, lengths, transitions, start, end):
         step = _logsumexp(xp, transitions[None] + (emissions[:, t + 1] + beta)[:, None, :], axis=2)
         beta = xp.where((t + 1 < lengths)[:, None], step, end[None, :])
         betas[:, t] = beta
-    valid = (xp.arange(time)[None, :] < lengths[:, None])[:, :, None]
-    marginals = xp.exp(alphas + betas - log_z[:, None, None]) * valid
-    pair_scores = (
-        alphas[:, :-1, :, None]
-        + transitions[None, None]
-        + (emissions[:, 1:] + betas[:, 1:])[:, :, None, :]
-        - log_z[:, None, None, None]
-    )
-    pair_counts = (xp.exp(pair_scores) * valid[:, 1:, :, None]).sum(axis=1)
-    return log_z, marginals, pair_counts
+    return alphas, betas, log_z
 
 
 def crf_loss(
@@ -120,18 +152,21 @@ def crf_loss(
     A gold tag of -1 (missing or misaligned token) allows every tag at that position:
     the likelihood is marginalised over the paths that agree with the known tags.
     Increments the gradients of the CRF parameters and returns the loss and the
-    gradient of the emissions.
+    gradient of the emissions. Host (numpy) inputs are moved to the CRF's device.
     """
-    xp = crf.ops.xp
-    transitions = crf.get_param("transitions") + forbidden_transitions
-    start = crf.get_param("start") + forbidden_start
+    ops = crf.ops
+    xp = ops.xp
+    transitions = crf.get_param("transitions") + ops.asarray(forbidden_transitions)
+    start = crf.get_param("start") + ops.asarray(forbidden_start)
     end = crf.get_param("end")
     padded, lengths = pad(xp, emissions)
-    known = xp.zeros(padded.shape, dtype="f")
+    # Allowed tags per position, built on the host and moved in one transfer: the gold
+    # tag, every tag where it is unknown (-1), none past the end (-2).
+    gold_tags = numpy.full(padded.shape[:2], -2, dtype="i")
     for i, tags in enumerate(gold):
-        rows = xp.arange(len(tags))
-        known[i, rows[tags >= 0], tags[tags >= 0]] = 1.0
-        known[i, rows[tags < 0]] = 1.0
+        gold_tags[i, : len(tags)] = ops.to_numpy(tags)
+    allowed = (gold_tags[:, :, None] == numpy.arange(padded.shape[2])) | (gold_tags == -1)[:, :, None]
+    known = xp.asarray(allowed.astype("f"))
     log_z, marginals, pairs = forward_backward(xp, padded, lengths, transitions, start, end)
     gold_mask = (1.0 - known) * FORBIDDEN
     gold_z, gold_marginals, gold_pairs = forward_backward(xp, padded + gold_mask, lengths, transitions, start, end)
@@ -145,8 +180,9 @@ def crf_loss(
     return loss, [d_padded[i, : len(seq)] for i, seq in enumerate(emissions)]
 
 
-def viterbi(xp, emissions, lengths, transitions, start, end) -> List[Ints1d]:
-    """Best tag sequence of each padded (batch, time, n_tags) emission array."""
+def viterbi(xp, emissions, lengths, transitions, start, end):
+    """Best tag sequence of each padded (batch, time, n_tags) emission array, as one
+    (batch, time) array (values past a sequence's length are meaningless)."""
     batch, time, n_tags = emissions.shape
     score = start[None, :] + emissions[:, 0]
     backpointers = xp.zeros((batch, time, n_tags), dtype="i")
@@ -157,14 +193,13 @@ def viterbi(xp, emissions, lengths, transitions, start, end) -> List[Ints1d]:
         active = (t < lengths)[:, None]
         score = xp.where(active, step, score)
         backpointers[:, t] = xp.where(active, best_prev, xp.arange(n_tags)[None, :])
-    best_last = (score + end[None, :]).argmax(axis=1)
-    paths = []
-    for i in range(batch):
-        length = int(lengths[i])
-        path = [int(best_last[i])]
-        for t in range(length - 1, 0, -1):
-            path.append(int(backpointers[i, t, path[-1]]))
-        paths.append(xp.asarray(path[::-1], dtype="i"))
+    # Backtrack the whole batch at once: past its length a sequence's backpointers are
+    # the identity, so its best last tag is carried back to its last position.
+    paths = xp.zeros((batch, time), dtype="i")
+    paths[:, time - 1] = (score + end[None, :]).argmax(axis=1)
+    rows = xp.arange(batch)
+    for t in range(time - 1, 0, -1):
+        paths[:, t - 1] = backpointers[rows, t, paths[:, t]]
     return paths
 
 
@@ -176,6 +211,7 @@ def decode(
     paths: List[Ints1d] = [xp.zeros((0,), dtype="i") for _ in emissions]
     if nonempty:
         padded, lengths = pad(xp, [emissions[i] for i in nonempty])
-        for i, path in zip(nonempty, viterbi(xp, padded, lengths, transitions, start, end)):
-            paths[i] = path
+        best = viterbi(xp, padded, lengths, transitions, start, end)
+        for row, i in enumerate(nonempty):
+            paths[i] = best[row, : len(emissions[i])]
     return paths
