@@ -1,3 +1,4 @@
+import os
 import random
 from pathlib import Path
 
@@ -8,6 +9,35 @@ from spacy.training import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--gpu", action="store_true", help="Run the whole suite on GPU 0 (also: BIONER_TEST_GPU=1).")
+
+
+def on_gpu(config) -> bool:
+    """Whether this run is the GPU tier: --gpu or BIONER_TEST_GPU=1."""
+    return config.getoption("--gpu") or os.environ.get("BIONER_TEST_GPU", "") not in ("", "0")
+
+
+def pytest_configure(config) -> None:
+    """In the GPU tier every model is created on GPU 0 (spacy.require_gpu fails at once
+    without one); CI runs on the CPU."""
+    if on_gpu(config):
+        spacy.require_gpu(0)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`gpu` tests run only in the GPU tier; `forks` tests (worker processes, which
+    cannot use a CUDA context made in the parent: see the README) only outside it."""
+    gpu = on_gpu(config)
+    skip_gpu = pytest.mark.skip(reason="needs the GPU tier: BIONER_TEST_GPU=1 or --gpu, on a machine with a GPU")
+    skip_forks = pytest.mark.skip(reason="worker processes cannot use the CUDA context of the parent (GPU tier)")
+    for item in items:
+        if "gpu" in item.keywords and not gpu:
+            item.add_marker(skip_gpu)
+        if "forks" in item.keywords and gpu:
+            item.add_marker(skip_forks)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
@@ -108,6 +109,7 @@ def test_brat_output(tagger_model_dir, tmp_path):
     assert "T1\tChemical 0 9\tCisplatin" in lines
 
 
+@pytest.mark.forks
 def test_two_processes_equal_one(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": TEXTS[i % 4]} for i in range(40)])
     _annotate(tagger_model_dir, source, tmp_path / "one.jsonl", "--batch-size", "4")
@@ -115,6 +117,7 @@ def test_two_processes_equal_one(tagger_model_dir, tmp_path):
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()
 
 
+@pytest.mark.forks
 def test_dask_local_cluster_equals_single_process(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": TEXTS[i % 4]} for i in range(30)] + ["bad line\n"])
     _annotate(tagger_model_dir, source, tmp_path / "one.jsonl")

@@ -71,7 +71,7 @@ def test_crf_loss_gradient_matches_finite_differences():
     forbidden, forbidden_start = bio_constraints(TAGS)
     crf = CRFTransitions(len(TAGS))
     crf.initialize()
-    crf.set_param("transitions", numpy.random.default_rng(0).normal(size=(5, 5)).astype("f"))
+    crf.set_param("transitions", crf.ops.asarray2f(numpy.random.default_rng(0).normal(size=(5, 5)).astype("f")))
     loss, d_emissions = crf_loss(crf, emissions, gold, forbidden, forbidden_start)
     d_transitions = crf.get_grad("transitions").copy()
     eps = 1e-2

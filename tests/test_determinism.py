@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def thinc_weights(nlp):
     """Every parameter of every component's Thinc model, in walk order."""
     return [
-        (name, node.name, param, numpy.asarray(node.get_param(param)))
+        (name, node.name, param, node.ops.to_numpy(node.get_param(param)))
         for name, pipe in nlp.pipeline
         for node in pipe.model.walk()
         for param in node.param_names

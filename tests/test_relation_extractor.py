@@ -80,6 +80,13 @@ def test_round_trips_keep_relations(trained):
     assert [relation_set(doc) for doc in restored] == expected
     assert [relation_set(Doc(nlp.vocab).from_bytes(doc.to_bytes())) for doc in docs] == expected
     assert [relation_set(pickle.loads(pickle.dumps(doc))) for doc in docs] == expected
+
+
+@pytest.mark.forks
+def test_two_processes_keep_relations(trained):
+    nlp, _ = trained
+    texts = [text for text, _, _ in RELATION_SENTENCES]
+    expected = [relation_set(doc) for doc in nlp.pipe(texts)]
     assert [relation_set(doc) for doc in nlp.pipe(texts, n_process=2, batch_size=2)] == expected
 
 
@@ -249,7 +256,9 @@ def test_class_weights_weight_each_row_by_its_gold_class(multitask):
     entity_scores = scores[:, :3] if multitask else scores
     targets = numpy.asarray([1, -1, 2])
     weights = numpy.asarray([4.0, 0.5, 1.0])
-    loss, d_scores, _ = pipe._stage_loss("entities", entity_scores, identification, targets, mask)
+    ops = pipe.model.ops  # the loss takes the model's arrays (cupy in the GPU tier)
+    identification = ops.asarray2f(identification)
+    loss, d_scores, _ = pipe._stage_loss("entities", ops.asarray2f(entity_scores), identification, targets, mask)
     row_losses, row_grads = row_losses_and_grads(entity_scores, targets)
     assert loss == pytest.approx(float((weights * row_losses).sum() / weights.sum()), rel=1e-5)
     expected = row_grads * weights[:, None] / weights.sum()
@@ -257,7 +266,7 @@ def test_class_weights_weight_each_row_by_its_gold_class(multitask):
     # the relation stage keeps the scheme (none): the plain mean
     relation_scores = scores[:, :2] if multitask else scores[:, :3]
     targets = numpy.asarray([1, -1, 0])
-    loss, _, _ = pipe._stage_loss("relations", relation_scores, identification, targets, mask)
+    loss, _, _ = pipe._stage_loss("relations", ops.asarray2f(relation_scores), identification, targets, mask)
     assert loss == pytest.approx(float(row_losses_and_grads(relation_scores, targets)[0].mean()), rel=1e-5)
 
 

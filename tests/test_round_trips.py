@@ -63,11 +63,13 @@ def test_docbin_keeps_span_groups_scores_and_relations(pipelines, expected, name
     assert snapshots(restored) == expected(name)
 
 
+@pytest.mark.forks
 @pytest.mark.parametrize("name", [name for name in PIPELINES if name != "relations"])
 def test_two_processes_predict_the_same(pipelines, expected, name):
     assert predict(pipelines.loaded(name), n_process=2) == expected(name)
 
 
+@pytest.mark.forks
 def test_spawned_processes_predict_the_same(pipelines, expected, monkeypatch):
     """Where processes are spawned (macOS, Windows; Python 3.14 forks a server), each
     worker unpickles the components in a fresh interpreter, which finds the factories

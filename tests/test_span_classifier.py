@@ -128,14 +128,15 @@ def test_range_max_and_its_gradient_match_brute_force():
 def test_span_representation_gradient_matches_finite_differences():
     rng = numpy.random.default_rng(1)
     layer = SpanRepresentation(["boundary", "maxpool", "width"], width_size=3, max_width=2)
-    X = Ragged(rng.normal(size=(7, 4)).astype("f"), OPS.asarray1i([3, 4]))
-    spans = enumerate_spans([3, 4], 3, OPS)
+    ops = layer.ops  # the current ops: CupyOps in the GPU tier
+    X = Ragged(ops.asarray2f(rng.normal(size=(7, 4)).astype("f")), ops.asarray1i([3, 4]))
+    spans = enumerate_spans([3, 4], 3, ops)
     layer.initialize(X=(X, spans))
     assert layer.get_dim("nO") == 2 * 4 + 4 + 3
     output, backprop = layer.begin_update((X, spans))
     assert output.shape == (int(count_spans([3, 4], 3).sum()), 15)
-    weights = rng.normal(size=output.shape).astype("f")
-    dX = backprop(weights)[0].dataXd
+    weights = ops.asarray2f(rng.normal(size=output.shape).astype("f"))
+    dX = ops.to_numpy(backprop(weights)[0].dataXd)
     eps = 1e-3
     for i, j in [(0, 0), (2, 3), (4, 1), (6, 2)]:
         shifted = []

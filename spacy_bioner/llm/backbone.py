@@ -8,6 +8,8 @@ Missing local weights raise FileNotFoundError naming the path.
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
+from thinc.util import get_torch_default_device
+
 from . import require
 
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
@@ -44,9 +46,14 @@ def check_local_weights(directory: str, gguf_file: Optional[str], weights: bool 
 
 
 def resolve_device(device: str) -> str:
-    """'auto' is the first CUDA GPU when there is one, else the CPU."""
+    """'auto' is the GPU spaCy runs on (`spacy.require_gpu`, `--gpu-id`), as
+    spacy-transformers places its models; else the first CUDA GPU if there is one,
+    else the CPU."""
     torch = require("torch")
     if device == "auto":
+        spacy_device = get_torch_default_device()
+        if spacy_device.type != "cpu":
+            return str(spacy_device)
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     return device
 
