@@ -99,13 +99,13 @@ def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
     return fold_dir
 
 
-def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides) -> dict:
+def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides, gpu_id: int = -1) -> dict:
     """Train on the fold for max_steps and score model-last on its test split."""
     command = [
         sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
         "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "test"),
         "--training.max_steps", str(max_steps), "--training.eval_frequency", str(max(max_steps // 4, 1)),
-        *overrides,
+        "--gpu-id", str(gpu_id), *overrides,
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["full"])
     parser.add_argument("--folds", default="0", help="ADE folds, e.g. 0 or 0-9")
     parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU for spacy train (-1: the CPU).")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=DATA, help="Directory holding re/<dataset>/ (a mirror)")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -213,7 +214,7 @@ def main() -> None:
         runs = [
             run_fold(
                 args.dataset, fold, fold_dirs[fold], workdir / name / f"{args.dataset}_{fold}",
-                args.config, args.max_steps, [*overrides, *VARIANTS[name]],
+                args.config, args.max_steps, [*overrides, *VARIANTS[name]], args.gpu_id,
             )
             for fold in folds
         ]  # fmt: skip

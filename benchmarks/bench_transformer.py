@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/bench_transformer.py \
         [--datasets NCBI-disease BC5CDR] [--systems ...] [--steps 150] [--data ../shared/data/ner] \
-        [--transformer assets/models/all-MiniLM-L6-v2] [--work /tmp/bioner_bench_trf]
+        [--transformer assets/models/all-MiniLM-L6-v2] [--work /tmp/bioner_bench_trf] [--gpu-id 0]
 
 Every system is trained by `spacy train` from configs/tagger_trf.cfg (for `ner` the
 tagger is swapped for spaCy's transition-based `ner` on the same TransformerListener)
@@ -107,7 +107,7 @@ def train(
         "corpora.dev.limit": 200,
         **overrides,
     }
-    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output)]
+    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), "--gpu-id", str(args.gpu_id)]
     for key, value in settings.items():
         command += [f"--{key}", str(value)]
     start = time.perf_counter()
@@ -161,12 +161,17 @@ def previous_run(path: Path, steps: int) -> Dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)  # evaluation and speed on the GPU the systems trained on
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "transformer": args.transformer,
         "steps": args.steps,
         "warmup_steps": max(1, args.steps // 10),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
+        "machine": (
+            f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+            + (f"GPU {args.gpu_id} ({torch.cuda.get_device_name(args.gpu_id)})" if args.gpu_id >= 0 else "CPU")
+        ),
         "command": "python " + " ".join(sys.argv),
     }
     for dataset in args.datasets:
@@ -201,5 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ner")
     parser.add_argument("--transformer", default="assets/models/all-MiniLM-L6-v2")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bioner_bench_trf"))
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU for training, evaluation and speed (-1: the CPU).")
     parser.add_argument("--speed-only", action="store_true", help="Re-time the models of the last run; no training.")
     main(parser.parse_args())
