@@ -43,8 +43,8 @@ def class_weights(
         raise ValueError(f"Class counts must not be negative; got negative counts for {negative}")
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"ENS beta must be in [0, 1); got {beta}")
-    if strength < 0:
-        raise ValueError(f"Weight strength must be >= 0; got {strength}")
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"Weight strength must be a finite number >= 0; got {strength}")
     if scheme == "none":
         return {label: 1.0 for label in counts}
     if scheme == "welt":
@@ -83,4 +83,6 @@ def _mean_one(raw: Mapping[str, float], counts: Mapping[str, int]) -> Dict[str, 
     if total == 0:
         return {label: 1.0 for label in raw}
     mass = sum(raw[label] * n for label, n in counts.items())
+    if not mass:
+        raise ValueError("Every seen class's weight underflows to 0 at this strength; use a smaller strength")
     return {label: w * total / mass for label, w in raw.items()}

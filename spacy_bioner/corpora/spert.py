@@ -59,21 +59,39 @@ def record_to_doc(vocab: Vocab, record: Dict[str, Any], spans_key: str, set_ents
     doc = Doc(vocab, words=tokens, spaces=[True] * (len(tokens) - 1) + [False])
     entities = []
     for entity in record["entities"]:
-        start, end = int(entity["start"]), int(entity["end"])
+        start, end = _index(entity, "start"), _index(entity, "end")
         if not 0 <= start < end <= len(tokens):
             raise ValueError(f"entity offsets {start}-{end} outside 0-{len(tokens)} or empty")
-        entities.append(Span(doc, start, end, label=entity["type"]))
+        entities.append(Span(doc, start, end, label=_label(entity)))
     write_gold_entities(doc, entities, spans_key, set_ents)
     relations = []
     for relation in record.get("relations", []):
-        head, tail = int(relation["head"]), int(relation["tail"])
+        head, tail = _index(relation, "head"), _index(relation, "tail")
         if not (0 <= head < len(entities) and 0 <= tail < len(entities)):
             raise IndexError(f"relation argument {head} or {tail} is not an entity index")
-        relations.append((entities[head], entities[tail], relation["type"]))
+        relations.append((entities[head], entities[tail], _label(relation)))
     set_relations(doc, relations)
     if "orig_id" in record:
         doc.user_data["orig_id"] = record["orig_id"]
     return doc
+
+
+def _index(item: Dict[str, Any], key: str) -> int:
+    """item[key] as a token or entity index: an integer (a float or a string is an
+    error, not truncated or parsed)."""
+    value = item[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key!r} must be an integer, not {value!r}")
+    return value
+
+
+def _label(item: Dict[str, Any]) -> str:
+    """item["type"]: a non-empty string (spaCy would read an integer as a string id,
+    and None would become "None")."""
+    label = item["type"]
+    if not isinstance(label, str) or not label:
+        raise TypeError(f"'type' must be a non-empty string, not {label!r}")
+    return label
 
 
 def write_gold_entities(doc: Doc, spans: List[Span], spans_key: str, set_ents: bool) -> None:
