@@ -1,22 +1,38 @@
 """The `bioner` command line (also `python -m spacy_bioner`)."""
+import functools
+import math
+import os
 import time
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import spacy
 import srsly
 import typer
 from spacy.tokens import DocBin
 
-from .annotate import INPUT_FORMATS, OUTPUT_FORMATS, Summary, Writer, annotate_records, guess_input_format, iter_inputs
+from .annotate import (
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+    OutputError,
+    Summary,
+    Writer,
+    annotate_records,
+    guess_input_format,
+    input_fingerprint,
+    iter_inputs,
+)
 from .corpora import CorpusFormatError, read_iob, read_spert, write_iob, write_spert
 from .corpora.iob import doc_to_tags
 from .corpora.spert import DEFAULT_SPANS_KEY
 from .evaluation import errors_html, evaluate_examples, format_table, predict_examples
 from .relations import get_relations, set_relations
 from .weights import SCHEMES, class_weights
+
+# What a TEXT|DATA argument of `bioner visualize` is read as a file for.
+DATA_SUFFIXES = (".spacy", ".tsv", ".iob", ".conll", ".txt", ".jsonl", ".json")
 
 app = typer.Typer(help="spacy-bioner: biomedical NER and relation extraction for spaCy.", no_args_is_help=True)
 
@@ -28,16 +44,60 @@ class TagFormat(str, Enum):
 
 
 def _fail(message: str) -> None:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+    """End the command with `message` as one line on stderr and exit code 2 (a usage or
+    input error)."""
+    typer.secho(" ".join(message.split()), fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _clean_errors(command: Callable) -> Callable:
+    """Make a file the command cannot read or write (OSError) or a malformed corpus
+    (CorpusFormatError) end it with one line naming the file, instead of a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (OSError, CorpusFormatError) as err:
+            _fail(str(err))
+
+    return run
+
+
+def _check(condition: Callable[[Any], bool], requirement: str) -> Callable[[Any], Any]:
+    """An option callback: a usage error (exit code 2) saying what the value must be,
+    at parse time, unless `condition(value)`."""
+
+    def callback(value: Any) -> Any:
+        if value is not None and not condition(value):
+            raise typer.BadParameter(f"must be {requirement}, got {value}")
+        return value
+
+    return callback
+
+
+def _language(lang: str) -> str:
+    """Callback of --lang: a language spaCy has."""
+    try:
+        spacy.util.get_lang_class(lang)
+    except ImportError:
+        raise typer.BadParameter(f"spaCy has no language {lang!r} (a code such as en, de, xx)") from None
+    return lang
+
+
+def _dask_address(address: Optional[str]) -> Optional[str]:
+    """Callback of --dask: `local:N` needs N >= 1 workers."""
+    if address is not None and address.startswith("local:"):
+        workers = address[len("local:") :]
+        if not (workers.isascii() and workers.isdigit() and int(workers) >= 1):
+            raise typer.BadParameter(f"local:N needs a number of workers N >= 1, got {address!r}")
+    return address
 
 
 def _read_docs(path: Path, nlp) -> List:
     """Docs from a .spacy file or an IOB/IOBES TSV file."""
     if path.suffix == ".spacy":
-        if not path.is_file():
-            _fail(f"No such file: {path}")
-        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        return list(_doc_bin(path).get_docs(nlp.vocab))
     try:
         docs, _ = read_iob(path, nlp.vocab)
     except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
@@ -45,17 +105,30 @@ def _read_docs(path: Path, nlp) -> List:
     return docs
 
 
+def _doc_bin(path: Path) -> DocBin:
+    """The DocBin of a .spacy file, or one line naming the file and the problem."""
+    if not path.is_file():
+        _fail(f"No such file: {path}")
+    try:
+        return DocBin().from_disk(path)
+    except Exception as err:  # msgpack, zlib and spaCy errors of a damaged file
+        _fail(f"{path}: not a spaCy DocBin file ({type(err).__name__}: {err})")
+
+
 @app.command()
+@_clean_errors
 def convert(
     tag_format: TagFormat = typer.Argument(..., metavar="FORMAT", help="Format of the other side: iob or iobes (TSV), or spert (JSON)."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="TSV or SpERT JSON file, or a .spacy file."),
     output_path: Path = typer.Argument(..., metavar="OUTPUT", help=".spacy file, or a TSV / JSON file when INPUT is .spacy."),
-    lang: str = typer.Option("en", help="Language of the blank pipeline whose vocab the docs use."),
+    lang: str = typer.Option("en", callback=_language, help="Language of the blank pipeline whose vocab the docs use."),
     spans_key: str = typer.Option(DEFAULT_SPANS_KEY, help="spert: span group of the entities (e.g. the relation component's name)."),
     types: Optional[Path] = typer.Option(None, help="spert: SpERT types file; relation types marked symmetric are stored in both directions (and written once)."),
 ) -> None:
     """Convert IOB/IOBES TSV or SpERT JSON (entities and relations) to a spaCy DocBin
     (one doc per sentence or record), or back."""
+    if input_path.exists() and output_path.exists() and os.path.samefile(input_path, output_path):
+        _fail(f"INPUT and OUTPUT are the same file ({input_path}): converting in place would overwrite the input")
     nlp = spacy.blank(lang)
     if tag_format == TagFormat.spert:
         _convert_spert(input_path, output_path, nlp, spans_key, _symmetric_relations(types) if types else set())
@@ -85,14 +158,16 @@ def _symmetric_relations(path: Path) -> set:
     """The relation types a SpERT types file marks `"symmetric": true`."""
     if not path.is_file():
         _fail(f"No such types file: {path}")
-    relations = srsly.read_json(path).get("relations", {})
-    return {name for name, info in relations.items() if info.get("symmetric")}
+    try:
+        relations = srsly.read_json(path).get("relations", {})
+        return {name for name, info in relations.items() if info.get("symmetric")}
+    except (ValueError, AttributeError) as err:
+        _fail(f"--types {path}: expected a SpERT types file, {{\"relations\": {{NAME: {{\"symmetric\": true}}}}}} ({err})")
 
 
 def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, symmetric: set) -> None:
     """SpERT JSON -> DocBin (relations kept as user data), or DocBin -> SpERT JSON.
     Symmetric relations are stored in both directions and written once."""
-    output_path.parent.mkdir(parents=True, exist_ok=True)
     if input_path.suffix == ".spacy":
         docs = _read_docs(input_path, nlp)
         for doc in docs:
@@ -103,6 +178,7 @@ def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, sym
                     kept.append(relation)
                     seen.add(key)
             set_relations(doc, kept)
+        output_path.parent.mkdir(parents=True, exist_ok=True)
         n = write_spert(docs, output_path, spans_key)
         typer.echo(f"Wrote {n} records to {output_path}")
         return
@@ -117,6 +193,7 @@ def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, sym
         reverse = [(r.tail, r.head, r.label, r.score) for r in relations if r.label in symmetric]
         known = {(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations}
         set_relations(doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known])
+    output_path.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs, store_user_data=True).to_disk(output_path)
     n_ents = sum(len(doc.spans[spans_key]) for doc in docs)
     n_rels = sum(len(doc._.relations) for doc in docs)
@@ -132,11 +209,12 @@ def tag_counts(docs) -> Dict[str, int]:
 
 
 @app.command()
+@_clean_errors
 def weights(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Training data: IOB TSV or .spacy."),
     scheme: str = typer.Option("welt", help="Scheme to mark with * in the table."),
-    beta: float = typer.Option(0.9, help="ENS beta."),
-    strength: float = typer.Option(1.0, help="Weight strength (exponent)."),
+    beta: float = typer.Option(0.9, callback=_check(lambda beta: 0 <= beta < 1, "in [0, 1)"), help="ENS beta, in [0, 1)."),
+    strength: float = typer.Option(1.0, callback=_check(lambda s: math.isfinite(s) and s >= 0, "a finite number >= 0"), help="Weight strength (exponent), >= 0."),
 ) -> None:
     """Print the tag counts of a corpus and its class weights under every scheme."""
     if scheme not in SCHEMES:
@@ -144,7 +222,10 @@ def weights(
     counts = tag_counts(_read_docs(input_path, spacy.blank("en")))
     if not counts:
         _fail(f"{input_path} has no tokens")
-    table = {name: class_weights(counts, name, beta, strength) for name in SCHEMES}
+    try:
+        table = {name: class_weights(counts, name, beta, strength) for name in SCHEMES}
+    except ValueError as err:
+        _fail(f"{input_path}: {err}")
     headers = ["tag", "count"] + [f"{name}{'*' if name == scheme else ''}" for name in SCHEMES]
     rows = [[tag, str(n)] + [f"{table[name][tag]:.4f}" for name in SCHEMES] for tag, n in counts.items()]
     widths = [max(len(row[i]) for row in rows + [headers]) for i in range(len(headers))]
@@ -154,82 +235,129 @@ def weights(
 
 
 @app.command()
+@_clean_errors
 def evaluate(
     model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
     data: Path = typer.Argument(..., help="Gold data: .spacy, or IOB/IOBES TSV."),
     output: Path = typer.Option(None, help="Write the scores and error counts to this JSON file."),
     html: Path = typer.Option(None, help="Write an HTML page listing every error in context."),
     spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
-    batch_size: int = typer.Option(256, help="Batch size for nlp.pipe."),
+    batch_size: int = typer.Option(256, min=1, help="Batch size for nlp.pipe."),
     dataset: Optional[str] = typer.Option(None, help="Mark the docs as this dataset's, with the entity types of the gold data (the LLM tagger then tags only those, with that dataset's instruction)."),
 ) -> None:
     """Strict P/R/F per entity type and error categories (each error counted once);
     relation P/R/F (strict and boundaries) when the gold data has relations."""
+    for path in (output, html):
+        _output_folder(path)
     nlp = _load_pipeline(model)
     references = _read_docs(data, nlp)
     examples = predict_examples(nlp, references, batch_size, dataset, spans_key)
+    if spans_key is not None and examples and not any(spans_key in eg.predicted.spans for eg in examples):
+        written = sorted({key for eg in examples for key in eg.predicted.spans})
+        _fail(f"--spans-key {spans_key!r}: {model} writes no span group of that name (it writes: {', '.join(written) or 'none'})")
     results = evaluate_examples(examples, spans_key, spans_key)
     typer.echo(format_table(results))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, results)
         typer.echo(f"\nWrote {output}")
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(errors_html(examples, spans_key, spans_key), encoding="utf8")
         typer.echo(f"Wrote {html}")
 
 
+def _output_folder(path: Optional[Path]) -> None:
+    """Create the folder of an output file before the work, so that an unwritable path
+    fails first, in one line naming it."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _fail(f"Cannot write {path}: {err.strerror} ({err.filename})")
+
+
 def _load_pipeline(model: str):
+    """The pipeline, or one line saying why it cannot be loaded (a missing, damaged or
+    tampered directory, a package that is not a pipeline)."""
     try:
         return spacy.load(model)
-    except OSError as err:
-        _fail(f"Cannot load pipeline {model!r}: {err}")
+    except Exception as err:
+        _fail(f"Cannot load pipeline {model!r}: {type(err).__name__}: {err}")
 
 
 @app.command()
+@_clean_errors
 def annotate(
     model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Text file (a doc per line), JSONL (id, text), PubTator, or a directory of .txt files."),
     output_path: Path = typer.Argument(..., metavar="OUTPUT", help="JSONL or PubTator file, or a directory for BRAT."),
     input_format: str = typer.Option("auto", help=f"auto or one of: {', '.join(INPUT_FORMATS)}."),
     output_format: str = typer.Option("jsonl", help=f"One of: {', '.join(OUTPUT_FORMATS)}."),
-    batch_size: int = typer.Option(64, help="Documents per nlp.pipe batch."),
-    n_process: int = typer.Option(1, help="Processes on this machine."),
-    max_chars: int = typer.Option(1_000_000, help="Longer documents are reported as bad and skipped."),
-    dask: Optional[str] = typer.Option(None, help="Run on Dask: a scheduler address, or local:N for N local workers."),
+    batch_size: int = typer.Option(64, min=1, help="Documents per nlp.pipe batch."),
+    n_process: int = typer.Option(1, min=1, help="Processes on this machine (at most its number of cores)."),
+    max_chars: int = typer.Option(1_000_000, min=1, help="Longer documents are reported as bad and skipped (of a longer line, at most 6 bytes per character are read)."),
+    dask: Optional[str] = typer.Option(None, callback=_dask_address, help="Run on Dask: a scheduler address, or local:N for N local workers."),
+    follow_symlinks: bool = typer.Option(False, help="dir input: also read .txt entries that are symbolic links (else they are reported as bad documents)."),
 ) -> None:
-    """Annotate a corpus, resuming after the ids already in OUTPUT. Bad documents are
-    reported and counted, never fatal."""
+    """Annotate a corpus, resuming an OUTPUT this command wrote from the same INPUT. Bad
+    documents are reported and counted, never fatal."""
     from tqdm import tqdm
 
     fmt = guess_input_format(input_path) if input_format == "auto" else input_format
     if fmt not in INPUT_FORMATS or output_format not in OUTPUT_FORMATS:
         _fail(f"Unknown format: input {fmt!r} (valid: {', '.join(INPUT_FORMATS)}), output {output_format!r} (valid: {', '.join(OUTPUT_FORMATS)})")
-    if not input_path.exists():
-        _fail(f"No such input: {input_path}")
-    writer = Writer(output_path, output_format)
+    _check_annotate_paths(input_path, fmt, output_path)
+    n_process = _processes(n_process)
+    run = {"input_format": fmt, "input_sha256": input_fingerprint(input_path, fmt, follow_symlinks), "max_chars": max_chars, "follow_symlinks": follow_symlinks}
+    # loaded before OUTPUT is touched; a remote Dask cluster's workers load their own path
+    nlp = _load_pipeline(model) if dask is None or dask.startswith("local:") else None
+    try:
+        writer = Writer(output_path, output_format, run)
+    except OutputError as err:
+        _fail(str(err))
     summary = Summary()
     start = time.perf_counter()
-    records = iter_inputs(input_path, fmt, max_chars)
-    with tqdm(unit="doc", desc="annotating", disable=None) as progress:
+    records = iter_inputs(input_path, fmt, max_chars, follow_symlinks)
+    with writer, tqdm(unit="doc", desc="annotating", disable=None) as progress:
         try:
             if dask is None:
-                annotate_records(_load_pipeline(model), records, writer, summary, batch_size, n_process, progress)
+                annotate_records(nlp, records, writer, summary, batch_size, n_process, progress)
             else:
                 _annotate_on_dask(dask, model, records, writer, summary, batch_size, progress)
-        except CorpusFormatError as err:
+        except OutputError as err:
             _fail(str(err))
-        finally:
-            writer.close()
     summary.seconds = time.perf_counter() - start
     for doc_id, problem in summary.bad:
         typer.secho(f"skipped {doc_id}: {problem}", fg=typer.colors.YELLOW, err=True)
+    for doc_id in summary.duplicates:
+        typer.secho(f"duplicate id {doc_id!r}: written again, as a separate document", fg=typer.colors.YELLOW, err=True)
     rate = summary.n_annotated / summary.seconds if summary.seconds else 0.0
     typer.echo(
         f"annotated {summary.n_annotated} documents ({summary.n_words} words) in {summary.seconds:.1f} s "
         f"({rate:.1f} docs/s); {summary.n_resumed} already in the output; {len(summary.bad)} bad documents skipped"
+        + (f"; {len(summary.duplicates)} duplicate ids" if summary.duplicates else "")
     )
+
+
+def _check_annotate_paths(input_path: Path, input_format: str, output_path: Path) -> None:
+    """INPUT exists and is what its format reads (a directory, or a regular file: a FIFO
+    or a device cannot be fingerprinted or resumed), and is not OUTPUT."""
+    if not input_path.exists():
+        _fail(f"No such input: {input_path}")
+    if input_format == "dir" and not input_path.is_dir():
+        _fail(f"--input-format dir needs a directory, and INPUT {input_path} is not one")
+    if input_format != "dir" and not input_path.is_file():
+        _fail(f"--input-format {input_format} needs a regular file, and INPUT {input_path} is not one")
+    if output_path.exists() and os.path.samefile(input_path, output_path):
+        _fail(f"INPUT and OUTPUT are the same: {input_path}")
+
+
+def _processes(n_process: int) -> int:
+    """`n_process`, at most the number of cores (more only add memory), with a warning."""
+    cores = os.cpu_count() or 1
+    if n_process > cores:
+        typer.secho(f"--n-process {n_process} is more than the {cores} cores of this machine: using {cores}", fg=typer.colors.YELLOW, err=True)
+    return min(n_process, cores)
 
 
 def _annotate_on_dask(address: str, model: str, records, writer: Writer, summary: Summary, batch_size: int, progress) -> None:
@@ -246,15 +374,17 @@ def _annotate_on_dask(address: str, model: str, records, writer: Writer, summary
 
 
 @app.command()
+@_clean_errors
 def visualize(
     model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
     source: str = typer.Argument(..., metavar="TEXT|DATA", help="A text, or a file: .spacy, IOB TSV, or plain text (a doc per line)."),
     output: Path = typer.Option(Path("bioner.html"), help="HTML file to write."),
-    limit: int = typer.Option(50, help="At most this many documents."),
+    limit: int = typer.Option(50, min=1, help="At most this many documents."),
 ) -> None:
     """An HTML page (displaCy) with the entities, span groups and relation arcs."""
     from .visualize import render_page
 
+    _output_folder(output)
     nlp = _load_pipeline(model)
     path = Path(source)
     if len(source) < 4096 and path.is_file():
@@ -262,15 +392,17 @@ def visualize(
             texts = [doc.text for doc in _read_docs(path, nlp)]
         else:
             texts = [line for line in path.read_text(encoding="utf8", errors="replace").splitlines() if line.strip()]
+    elif not any(c.isspace() for c in source) and path.suffix.lower() in DATA_SUFFIXES:
+        _fail(f"No such file: {source} (a text to visualize that looks like a file name: put it in a file)")
     else:
         texts = [source]
     docs = list(nlp.pipe(texts[:limit]))
-    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_page(docs, title=f"{model}: {len(docs)} documents"), encoding="utf8")
     typer.echo(f"Wrote {output} ({len(docs)} documents)")
 
 
 @app.command("meta-data")
+@_clean_errors
 def meta_data(
     predictions: Path = typer.Argument(..., help="Directory of dev-set predictions (step_*.spacy) from spacy_bioner.DevPredictionsLogger.v1."),
     gold_dev: Path = typer.Argument(..., help="The gold dev corpus the predictions were made on (.spacy)."),
@@ -278,8 +410,8 @@ def meta_data(
     output_dir: Path = typer.Argument(..., help="Writes train.spacy and dev.spacy for the filter here."),
     sources: str = typer.Option(..., help="Comma-separated span group keys of the members (or 'ents')."),
     extra_features: bool = typer.Option(False, help="Prepend the vote pattern and member scores (then gold training entities are left out, having no votes)."),
-    heldout: float = typer.Option(0.15, help="Fraction held out for the filter's early stopping."),
-    min_step: int = typer.Option(1, help="Use the evaluations from this step on. The default leaves out step 0, spaCy's evaluation of the untrained pipeline, whose predictions are noise (an untrained span classifier proposes nearly every candidate span)."),
+    heldout: float = typer.Option(0.15, callback=_check(lambda h: 0 < h < 1, "a fraction in (0, 1)"), help="Fraction held out for the filter's early stopping, in (0, 1)."),
+    min_step: int = typer.Option(1, min=0, help="Use the evaluations from this step on. The default leaves out step 0, spaCy's evaluation of the untrained pipeline, whose predictions are noise (an untrained span classifier proposes nearly every candidate span)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Build the Meta filter's training data: every member prediction on the dev set at
@@ -295,16 +427,16 @@ def meta_data(
     steps = [path for number, path in logged if number >= min_step]
     if not steps:
         _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1][1].name}")
-    gold = list(DocBin().from_disk(gold_dev).get_docs(vocab))
+    gold = list(_doc_bin(gold_dev).get_docs(vocab))
     samples = []
     try:
         for step in steps:
-            samples += filter_samples(DocBin().from_disk(step).get_docs(vocab), gold, keys, extra_features)
+            samples += filter_samples(_doc_bin(step).get_docs(vocab), gold, keys, extra_features)
     except ValueError as err:
         _fail(f"{step}: {err}")
     n_dev_predictions = len(samples)
     if not extra_features:
-        samples += gold_samples(DocBin().from_disk(gold_train).get_docs(vocab))
+        samples += gold_samples(_doc_bin(gold_train).get_docs(vocab))
     n_train, n_dev = write_filter_corpus(samples, vocab, output_dir, heldout, seed)
     n_keep = sum(correct for _, correct in samples)
     typer.echo(

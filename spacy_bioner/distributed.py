@@ -54,7 +54,7 @@ def annotate_on_cluster(
     (default: two per worker) are in flight, so memory stays bounded on any corpus size.
     """
     max_pending = max_pending or 2 * max(len(client.scheduler_info()["workers"]), 1)
-    todo = pending_records(records, writer.done_ids(), summary, writer.problem)
+    todo = pending_records(records, writer, summary)
     in_flight: Deque[Tuple[List[InputRecord], Any]] = deque()
 
     def write_oldest() -> None:

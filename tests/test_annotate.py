@@ -34,7 +34,7 @@ def test_jsonl_output_has_offsets_types_scores_and_sources(tagger_model_dir, tmp
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
     output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl")
     rows = _read(tmp_path / "out.jsonl")
-    assert [row["id"] for row in rows] == ["0", "1", "2", "3"]
+    assert [row["id"] for row in rows] == [0, 1, 2, 3]
     first = rows[0]
     assert {(e["text"], e["label"]) for e in first["entities"]} == {("Cisplatin", "Chemical"), ("acute kidney injury", "Disease")}
     for entity in first["entities"]:
@@ -62,16 +62,16 @@ def test_bad_lines_in_the_middle_are_reported_counted_and_skipped(tagger_model_d
         assert problem in output
 
 
-def test_resume_skips_ids_already_written(tagger_model_dir, tmp_path):
+def test_resume_redoes_the_record_an_interrupted_run_left_half_written(tagger_model_dir, tmp_path):
     source = _jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
-    first = _jsonl(tmp_path / "in_first.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS[:2])])
-    _annotate(tagger_model_dir, first, tmp_path / "out.jsonl")
-    with (tmp_path / "out.jsonl").open("a") as file:
-        file.write('{"id": "2", "text": "cut off by a cra')  # an interrupted write
-    output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl")
+    out = tmp_path / "out.jsonl"
+    _annotate(tagger_model_dir, source, out)
+    complete = out.read_text(encoding="utf8")
+    lines = complete.splitlines(keepends=True)
+    out.write_text("".join(lines[:2]) + lines[2][:20], encoding="utf8")  # killed while writing the third
+    output = _annotate(tagger_model_dir, source, out)
     assert "2 already in the output" in output and "annotated 2 documents" in output
-    ids = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines() if line.endswith("}")]
-    assert ids.count("2") == 1 and sorted(set(ids)) == ["0", "1", "2", "3"]
+    assert out.read_text(encoding="utf8") == complete
 
 
 def test_plain_text_and_directory_inputs(tagger_model_dir, tmp_path):
@@ -128,7 +128,7 @@ def test_dask_local_cluster_equals_single_process(tagger_model_dir, tmp_path):
 
 def test_unknown_formats_and_missing_inputs_are_named(tagger_model_dir, tmp_path):
     result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "none.txt"), str(tmp_path / "o.jsonl")])
-    assert result.exit_code == 1 and "No such input" in result.output
+    assert result.exit_code == 2 and "No such input" in result.output
     (tmp_path / "x.txt").write_text("a\n")
     result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "x.txt"), str(tmp_path / "o.x"), "--output-format", "xml"])
-    assert result.exit_code == 1 and "'xml'" in result.output
+    assert result.exit_code == 2 and "'xml'" in result.output

@@ -27,7 +27,7 @@ def test_convert_reports_malformed_line_without_traceback(tmp_path):
     source = tmp_path / "bad.tsv"
     source.write_text("a\tO\nb\tI-\n", encoding="utf8")
     result = runner.invoke(app, ["convert", "iob", str(source), str(tmp_path / "out.spacy")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"{source}, line 2" in result.output
     assert "Traceback" not in result.output
 
@@ -43,7 +43,7 @@ def test_weights_table_lists_every_scheme(shared_data):
 
 def test_weights_rejects_unknown_scheme(shared_data):
     result = runner.invoke(app, ["weights", str(shared_data / "ner" / "NCBI-disease" / "devel.tsv"), "--scheme", "x"])
-    assert result.exit_code == 1 and "valid schemes" in result.output
+    assert result.exit_code == 2 and "valid schemes" in result.output
 
 
 def test_module_entry_point_runs():

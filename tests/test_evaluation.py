@@ -82,7 +82,7 @@ def test_evaluate_command_names_a_missing_model(tmp_path):
     data = tmp_path / "gold.tsv"
     data.write_text("x\tO\n", encoding="utf8")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nope"), str(data)])
-    assert result.exit_code == 1 and "nope" in result.output
+    assert result.exit_code == 2 and "nope" in result.output
 
 
 @Language.component("test_label_by_marked_type")

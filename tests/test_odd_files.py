@@ -230,7 +230,8 @@ def test_annotate_writers_write_what_their_readers_read(tmp_path_factory, doc, d
     annotations = doc_annotations(doc)
     writer.write(record, annotations)
     writer.close()
-    assert Writer(out, output_format).done_ids() == {doc_id}
+    with Writer(out, output_format) as again:
+        assert list(again.written_ids()) == [doc_id]
     expected = _entity_set(annotations)
     if output_format == "jsonl":
         (row,) = [json.loads(line) for line in out.open(encoding="utf8")]
@@ -260,16 +261,12 @@ def test_annotate_inputs_report_bad_documents_and_never_crash(tmp_path_factory, 
         (path / "b.txt").write_bytes(data[::-1])
     else:
         path.write_bytes(data)
-    try:
-        records = list(iter_inputs(path, input_format, 100))
-    except CorpusFormatError as err:
-        assert input_format == "pubtator" and str(path) in str(err)
-        return
+    records = list(iter_inputs(path, input_format, 100))
     for record in records:
-        assert isinstance(record.id, str) and isinstance(record.text, str)
+        assert isinstance(record.id, (str, int)) and isinstance(record.text, str)
         if record.problem is None:
             record.text.encode("utf8")
-            record.id.encode("utf8")
+            str(record.id).encode("utf8")
             assert record.text.strip() and len(record.text) <= 100
 
 
@@ -293,11 +290,11 @@ def test_ids_an_output_format_cannot_hold_are_reported(tmp_path):
     summary = Summary()
     records = [InputRecord("../escape", "a text"), InputRecord("ok", "a text"), InputRecord("a|b", "a text")]
     brat = Writer(tmp_path / "brat", "brat")
-    assert [r.id for r in pending_records(records, set(), summary, brat.problem)] == ["ok", "a|b"]
+    assert [r.id for r in pending_records(records, brat, summary)] == ["ok", "a|b"]
     assert [doc_id for doc_id, _ in summary.bad] == ["../escape"]
     pubtator = Writer(tmp_path / "out.pubtator", "pubtator")
     summary = Summary()
-    assert [r.id for r in pending_records(records, set(), summary, pubtator.problem)] == ["../escape", "ok"]
+    assert [r.id for r in pending_records(records, pubtator, summary)] == ["../escape", "ok"]
     assert [doc_id for doc_id, _ in summary.bad] == ["a|b"]
     assert not (tmp_path / "escape.txt").exists()
 

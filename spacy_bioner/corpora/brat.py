@@ -8,6 +8,7 @@ Arg1:T1 Arg2:T2``) between entities go to ``doc._.relations`` (see
 lines (``E``, ``A``/``M``, ``N``, ``*``, ``#``) are checked for their ID and skipped.
 Character offsets are mapped to the pipeline's tokens with ``Doc.char_span``.
 """
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
@@ -78,6 +79,12 @@ def _parse_entity(path: Path, number: int, fields: List[str], text: str) -> Tupl
 def one_line(text: str) -> str:
     """`text` with its line breaks as spaces, as an .ann line holds an entity's text."""
     return text.replace("\r", " ").replace("\n", " ")
+
+
+def brat_type(label: str) -> str:
+    """`label` as a BRAT type, which ends at the first whitespace: each whitespace
+    character written as `_` (and an empty label as `_`)."""
+    return re.sub(r"\s", "_", label) or "_"
 
 
 def _parse_relation(path: Path, number: int, fields: List[str]) -> Tuple[str, str, str]:

@@ -33,8 +33,9 @@ _TSV_BREAKS = re.compile("[\t\r\n]")
 
 def read_lines(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
     """(line number, line without its line break) of a UTF-8 text file, streamed; a
-    line that is not valid UTF-8 raises CorpusFormatError naming it."""
-    with Path(path).open(encoding="utf8", errors="surrogateescape") as file:
+    line that is not valid UTF-8 raises CorpusFormatError naming it. A byte-order mark
+    is dropped: it is not part of the first token."""
+    with Path(path).open(encoding="utf-8-sig", errors="surrogateescape") as file:
         for number, raw in enumerate(file, start=1):
             if _UNDECODABLE.search(raw):
                 raise CorpusFormatError(path, number, "not valid UTF-8")
