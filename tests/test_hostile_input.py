@@ -396,3 +396,45 @@ def test_spert_types_and_offsets_are_checked_not_coerced(tmp_path, entity):
     path.write_text(json.dumps([{"tokens": ["Aspirin", "."], "entities": [entity], "relations": []}]), encoding="utf8")
     with pytest.raises(CorpusFormatError, match="record 0"):
         read_spert(path, spacy.blank("en").vocab)
+
+
+# Memory is bounded -------------------------------------------------------------------
+
+
+def test_span_candidates_of_a_long_document_are_scored_in_bounded_passes(pipelines, monkeypatch):
+    import tracemalloc
+
+    from spacy_bioner.components import span_classifier
+
+    nlp = pipelines.loaded("spans")
+    texts = ["Mutations in the BRCA1 gene cause breast cancer . " * 60, "Cisplatin induced kidney injury was severe ."]
+    whole = [[(s.start, s.end, s.label_, score) for s, score in zip(doc.spans["bioner_spans"], doc.spans["bioner_spans"].attrs["scores"])]
+             for doc in nlp.pipe(texts)]
+    monkeypatch.setattr(span_classifier, "CANDIDATES_PER_PASS", 1000)
+    passes = [[(s.start, s.end, s.label_, score) for s, score in zip(doc.spans["bioner_spans"], doc.spans["bioner_spans"].attrs["scores"])]
+              for doc in nlp.pipe(texts)]
+    assert passes == whole and whole[0]
+
+    long_doc = "Mutations in the BRCA1 gene cause breast cancer . " * 600  # 5,400 tokens, 170,000 candidates
+
+    def peak() -> int:
+        tracemalloc.start()
+        nlp(long_doc)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    bounded = peak()
+    monkeypatch.setattr(span_classifier, "CANDIDATES_PER_PASS", 1 << 30)
+    assert bounded < peak() / 2
+
+
+def test_a_line_longer_than_the_cap_is_skipped_unread(tmp_path):
+    from spacy_bioner.annotate import iter_inputs, line_cap
+
+    path = tmp_path / "in.txt"
+    with path.open("wb") as file:
+        file.write(b"Aspirin .\n" + b"x" * (line_cap(100) * 3) + b"\nCisplatin .\n")
+    records = list(iter_inputs(path, "txt", 100))
+    assert [(r.text, r.problem is None) for r in records] == [("Aspirin .", True), ("", False), ("Cisplatin .", True)]
+    assert "line 2 is longer than" in records[1].problem

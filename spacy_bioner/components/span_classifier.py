@@ -42,6 +42,9 @@ from .common import (
 )
 
 NEGATIVE = "Neg_Span"
+# The most candidate spans scored in one pass at prediction: a batch of normal-length
+# documents is one pass, a 400,000-character document (about 2.5M candidates) several.
+CANDIDATES_PER_PASS = 1 << 18
 
 DEFAULT_SPANS_MODEL = """
 [model]
@@ -352,12 +355,26 @@ class SpanClassifier(EntityPipe):
         return weighted_cross_entropy(xp, scores, targets, self._class_weights())
 
     def predict(self, docs: Iterable[Doc]) -> Tuple[Ragged, Floats2d]:
-        """The candidate spans and their class probabilities."""
+        """The candidate spans and their class probabilities. More than
+        CANDIDATES_PER_PASS candidates (a long document) are scored in passes over token
+        vectors computed once, so memory stays bounded whatever the length."""
         docs = list(docs)
         spans = self.suggest(docs)
-        if not spans.dataXd.shape[0]:
+        n_spans = spans.dataXd.shape[0]
+        if not n_spans:
             return spans, self.model.ops.alloc2f(0, len(self.classes))
-        return spans, softmax(self.model.ops.xp, self.model.predict((docs, spans)))
+        if n_spans <= CANDIDATES_PER_PASS:
+            return spans, softmax(self.model.ops.xp, self.model.predict((docs, spans)))
+        # the architecture: with_getitem(0, tok2vec >> list2ragged) >> span layers
+        embed, *span_layers = self.model.layers
+        tokvecs, _ = embed.predict((docs, spans))
+        scores = []
+        for piece in _pieces(spans, CANDIDATES_PER_PASS, self.model.ops):
+            X: Any = (tokvecs, piece)
+            for layer in span_layers:
+                X = layer.predict(X)
+            scores.append(softmax(self.model.ops.xp, X))
+        return spans, self.model.ops.xp.concatenate(scores)
 
     def set_annotations(self, docs: Iterable[Doc], spans_probs: Tuple[Ragged, Floats2d]) -> None:
         spans, probs = spans_probs
@@ -372,6 +389,18 @@ class SpanClassifier(EntityPipe):
                 Span(doc, int(data[i, 0]), int(data[i, 1]), label=self.classes[classes[i]]) for i in chosen.tolist()
             ]
             write_entities(doc, self.spans_key, entities, confidence[chosen].tolist(), self.cfg["set_ents"])
+
+
+def _pieces(spans: Ragged, size: int, ops: Any) -> Iterable[Ragged]:
+    """`spans` (a group per doc) in consecutive pieces of at most `size` rows, each with
+    a group, maybe empty, per doc."""
+    lengths = ops.to_numpy(spans.lengths)
+    ends = numpy.cumsum(lengths)
+    starts = ends - lengths
+    for first in range(0, int(ends[-1]), size):
+        last = min(first + size, int(ends[-1]))
+        piece_lengths = numpy.clip(ends, first, last) - numpy.clip(starts, first, last)
+        yield Ragged(spans.dataXd[first:last], ops.asarray1i(piece_lengths))
 
 
 def decide(probs: numpy.ndarray, threshold: Optional[float]) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
