@@ -43,8 +43,10 @@ def class_weights(
         raise ValueError(f"Class counts must not be negative; got negative counts for {negative}")
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"ENS beta must be in [0, 1); got {beta}")
-    if not (math.isfinite(strength) and strength >= 0):
-        raise ValueError(f"Weight strength must be a finite number >= 0; got {strength}")
+    if not math.isfinite(strength):
+        raise ValueError(f"Weight strength must be a finite number; got {strength}")
+    if strength < 0:
+        raise ValueError(f"Weight strength must be >= 0; got {strength}")
     if scheme == "none":
         return {label: 1.0 for label in counts}
     if scheme == "welt":
