@@ -244,11 +244,13 @@ def evaluate(
     spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
     batch_size: int = typer.Option(256, min=1, help="Batch size for nlp.pipe."),
     dataset: Optional[str] = typer.Option(None, help="Mark the docs as this dataset's, with the entity types of the gold data (the LLM tagger then tags only those, with that dataset's instruction)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as in spacy train (-1: the CPU)."),
 ) -> None:
     """Strict P/R/F per entity type and error categories (each error counted once);
     relation P/R/F (strict and boundaries) when the gold data has relations."""
     for path in (output, html):
         _output_folder(path)
+    _use_gpu(gpu_id)
     nlp = _load_pipeline(model)
     references = _read_docs(data, nlp)
     examples = predict_examples(nlp, references, batch_size, dataset, spans_key)
@@ -263,6 +265,15 @@ def evaluate(
     if html is not None:
         html.write_text(errors_html(examples, spans_key, spans_key), encoding="utf8")
         typer.echo(f"Wrote {html}")
+
+
+def _use_gpu(gpu_id: int) -> None:
+    """Create the models loaded from now on on GPU `gpu_id` (-1: stay on the CPU)."""
+    if gpu_id >= 0:
+        try:
+            spacy.require_gpu(gpu_id)
+        except ValueError as err:
+            _fail(f"--gpu-id {gpu_id}: {err}")
 
 
 def _output_folder(path: Optional[Path]) -> None:
@@ -298,6 +309,7 @@ def annotate(
     max_chars: int = typer.Option(1_000_000, min=1, help="Longer documents are reported as bad and skipped (of a longer line, at most 6 bytes per character are read)."),
     dask: Optional[str] = typer.Option(None, callback=_dask_address, help="Run on Dask: a scheduler address, or local:N for N local workers."),
     follow_symlinks: bool = typer.Option(False, help="dir input: also read .txt entries that are symbolic links (else they are reported as bad documents)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as in spacy train (-1: the CPU)."),
 ) -> None:
     """Annotate a corpus, resuming an OUTPUT this command wrote from the same INPUT. Bad
     documents are reported and counted, never fatal."""
@@ -307,6 +319,13 @@ def annotate(
     if fmt not in INPUT_FORMATS or output_format not in OUTPUT_FORMATS:
         _fail(f"Unknown format: input {fmt!r} (valid: {', '.join(INPUT_FORMATS)}), output {output_format!r} (valid: {', '.join(OUTPUT_FORMATS)})")
     _check_annotate_paths(input_path, fmt, output_path)
+    if gpu_id >= 0 and (n_process > 1 or dask is not None):
+        _fail(
+            "--gpu-id runs the pipeline in this process only: worker processes (--n-process > 1, --dask) "
+            "cannot use the GPU this process holds (CUDA does not survive fork). Use --n-process 1 on the GPU, "
+            "or run one annotate per GPU on a part of the input."
+        )
+    _use_gpu(gpu_id)
     n_process = _processes(n_process)
     run = {"input_format": fmt, "input_sha256": input_fingerprint(input_path, fmt, follow_symlinks), "max_chars": max_chars, "follow_symlinks": follow_symlinks}
     # loaded before OUTPUT is touched; a remote Dask cluster's workers load their own path
