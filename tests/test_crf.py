@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 from spacy_bioner.bio import tag_inventory
-from spacy_bioner.layers.crf import CRFTransitions, bio_constraints, crf_loss, decode, forward_backward, pad
+from spacy_bioner.layers.crf import CRFTransitions, bio_constraints, crf_loss, decode, forward_backward, pad, tag_marginals
 
 TAGS = tag_inventory(["A", "B"])
 xp = numpy
@@ -94,3 +94,21 @@ def test_missing_gold_tags_are_marginalised_not_forced():
     loss_all_missing, _ = crf_loss(crf, emissions, [numpy.full(3, -1, dtype="i")], forbidden, forbidden_start)
     assert loss_all_missing == pytest.approx(0.0, abs=1e-4)
 
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_inference_marginals_equal_the_log_space_ones(scale):
+    """tag_marginals (probability space, rescaled per step) gives forward_backward's
+    marginals (in float64, the exact reference), for ragged lengths, forbidden moves and
+    scores far apart."""
+    rng = numpy.random.default_rng(0)
+    tags = tag_inventory(["Chemical", "Disease"])
+    forbidden, forbidden_start = bio_constraints(tags)
+    transitions = rng.normal(size=(len(tags), len(tags))).astype("f") + forbidden
+    start = rng.normal(size=len(tags)).astype("f") + forbidden_start
+    end = rng.normal(size=len(tags)).astype("f")
+    sequences = [(rng.normal(size=(n, len(tags))) * scale).astype("f") for n in (1, 7, 3, 12)]
+    padded, lengths = pad(numpy, sequences)
+    exact = [a.astype("float64") for a in (padded, transitions, start, end)]
+    _, expected, _ = forward_backward(numpy, exact[0], lengths, *exact[1:])
+    assert numpy.allclose(tag_marginals(numpy, padded, lengths, transitions, start, end), expected, atol=1e-6)

@@ -111,11 +111,37 @@ def forward_backward(xp, emissions, lengths, transitions, start, end):
 
 
 def tag_marginals(xp, emissions, lengths, transitions, start, end):
-    """The marginals of forward_backward alone, without the transition counts that only
-    training needs."""
-    alphas, betas, log_z = _forward_backward_scores(xp, emissions, lengths, transitions, start, end)
-    valid = (xp.arange(emissions.shape[1])[None, :] < lengths[:, None])[:, :, None]
-    return xp.exp(alphas + betas - log_z[:, None, None]) * valid
+    """The marginals of forward_backward alone, for inference.
+
+    Computed in probability space with each step rescaled to sum to 1 (the scaled
+    forward-backward of HMMs): one small matrix product per step instead of a
+    log-sum-exp, and no transition counts, which only training needs. Each position's
+    scores are shifted by their maximum first, and the sums run in float64, so nothing
+    overflows or underflows for scores within a few hundred of each other.
+    """
+    batch, time, n_tags = emissions.shape
+    valid = xp.arange(time)[None, :] < xp.asarray(lengths)[:, None]
+    potentials = xp.exp((emissions - emissions.max(axis=2, keepdims=True)).astype("float64"))
+    moves = xp.exp(transitions.astype("float64"))
+    alphas = xp.zeros_like(potentials)
+    alpha = _normalised(xp.exp((start - start.max()).astype("float64"))[None, :] * potentials[:, 0])
+    alphas[:, 0] = alpha
+    for t in range(1, time):
+        alpha = xp.where(valid[:, t, None], _normalised((alpha @ moves) * potentials[:, t]), alpha)
+        alphas[:, t] = alpha
+    last = xp.broadcast_to(_normalised(xp.exp((end - end.max()).astype("float64"))[None, :]), (batch, n_tags))
+    betas = xp.zeros_like(potentials)
+    beta = last
+    betas[:, time - 1] = beta
+    for t in range(time - 2, -1, -1):
+        beta = xp.where(valid[:, t + 1, None], _normalised((potentials[:, t + 1] * beta) @ moves.T), last)
+        betas[:, t] = beta
+    return (_normalised(alphas * betas) * valid[:, :, None]).astype("float32")
+
+
+def _normalised(x):
+    """Rows (last axis) rescaled to sum to 1."""
+    return x / x.sum(axis=-1, keepdims=True)
 
 
 def _forward_backward_scores(xp, emissions, lengths, transitions, start, end):
