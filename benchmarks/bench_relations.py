@@ -15,6 +15,9 @@ Writes benchmarks/results/relations_<dataset>[_<encoder>].md and .json (the enco
 suffix, the last part of paths.transformer, only for a transformer config) with entity
 (strict) and relation (strict and boundaries) P/R/F1, training time, words/second at
 inference (model-last, no selection on the test set), the encoder and the command.
+The test split never reaches `spacy train`: its progress evaluations use CoNLL04's dev
+split (part of the published training data, so they only show progress), and for ADE,
+which has no dev split, the last 10% of the fold's training sentences, held out.
 
     python benchmarks/bench_relations.py conll04 --max-steps 2000
     python benchmarks/bench_relations.py conll04 --variants full no-multitask no-iou no-entity-logits
@@ -63,12 +66,18 @@ VARIANTS: Dict[str, List[str]] = {
 F1_COLUMNS = ("NER F1", "RE strict F1", "RE boundaries F1")
 
 
-def write_docbin(names, dataset: str, path: Path, data: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+# The share of an ADE fold's training sentences held out as its dev split.
+ADE_DEV_SHARE = 0.1
+
+
+def read_docs(names, dataset: str, data: Path) -> List[Doc]:
     vocab = spacy.blank("en").vocab
-    for name in names:
-        docs = read_spert(data / "re" / dataset / f"{name}.json", vocab, KEY)
-        DocBin(docs=docs, store_user_data=True).to_disk(path / f"{name}.spacy")
+    return [doc for name in names for doc in read_spert(data / "re" / dataset / f"{name}.json", vocab, KEY)]
+
+
+def write_docbin(docs: List[Doc], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
 
 
 def parse_folds(dataset: str, spec: str) -> List[int]:
@@ -91,11 +100,19 @@ def relation_scores(predictions: Iterable[Doc], references: List[Doc]) -> Dict[s
 
 
 def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
-    """The fold's train/ and test/ DocBins under workdir, shared by the variants."""
+    """The fold's train/, dev.spacy and test/ DocBins under workdir, shared by the variants."""
     train_names, test_name = DATASETS[dataset]["splits"](fold)
     fold_dir = fold_corpus(workdir, dataset, fold)
-    write_docbin(train_names, dataset, fold_dir / "train", data)
-    write_docbin([test_name], dataset, fold_dir / "test", data)
+    if dataset == "conll04":
+        for name in train_names:
+            write_docbin(read_docs([name], dataset, data), fold_dir / "train" / f"{name}.spacy")
+        write_docbin(read_docs(["conll04_dev"], dataset, data), fold_dir / "dev.spacy")
+    else:
+        train_docs = read_docs(train_names, dataset, data)
+        n_dev = int(len(train_docs) * ADE_DEV_SHARE)
+        write_docbin(train_docs[: len(train_docs) - n_dev], fold_dir / "train" / f"{train_names[0]}.spacy")
+        write_docbin(train_docs[len(train_docs) - n_dev :], fold_dir / "dev.spacy")
+    write_docbin(read_docs([test_name], dataset, data), fold_dir / "test" / f"{test_name}.spacy")
     return fold_dir
 
 
@@ -103,7 +120,7 @@ def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path
     """Train on the fold for max_steps and score model-last on its test split."""
     command = [
         sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
-        "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "test"),
+        "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "dev.spacy"),
         "--training.max_steps", str(max_steps), "--training.eval_frequency", str(max(max_steps // 4, 1)),
         "--gpu-id", str(gpu_id), *overrides,
     ]  # fmt: skip
