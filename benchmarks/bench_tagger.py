@@ -1,37 +1,44 @@
-"""Benchmark: spaCy's `ner` vs `bioner_tagger` (scheme none, welt; CRF output), all on
-the same CNN tok2vec, the same training steps and seed. Writes
-benchmarks/results/tagger_<corpus>.md/.json.
+"""Benchmark: spaCy's `ner` vs the default `bioner_tagger` (configs/tagger.cfg: CRF
+output, dictionary features in the CNN tok2vec) and the same tagger with a softmax
+output and WeLT weights, all with the same tok2vec width and depth, training steps and
+seeds. Model-best is chosen on dev; rows give the test mean ± sd over the seeds.
+Writes benchmarks/results/tagger_<corpus>.md/.json.
 
-    python benchmarks/bench_tagger.py NCBI-disease --steps 4000
+    python benchmarks/bench_tagger.py NCBI-disease --steps 4000 --seeds 0 --seeds 1 --seeds 2 --jobs 2
 """
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [
     "spacy_ner=benchmarks/configs/spacy_ner.cfg",
-    "bioner_tagger_none=configs/tagger.cfg components.bioner_tagger.scheme=none",
-    "bioner_tagger_welt=configs/tagger.cfg components.bioner_tagger.scheme=welt",
-    "bioner_tagger_crf=configs/tagger.cfg components.bioner_tagger.scheme=none components.bioner_tagger.model.output=crf",
+    "bioner_tagger=configs/tagger.cfg",
+    "bioner_tagger_welt=configs/tagger.cfg components.bioner_tagger.model.output=softmax components.bioner_tagger.scheme=welt",
 ]
 
 
 def main(
     corpus: str = typer.Argument("NCBI-disease"),
-    data: Path = typer.Option(ROOT.parent / "shared" / "data", help="Mirror directory with ner/<corpus>/."),
+    data: Path = typer.Option(Path("../shared/data"), help="Mirror directory with ner/<corpus>/ and kb/ (relative to the project)."),
     steps: int = typer.Option(4000),
-    seed: int = typer.Option(0),
+    seeds: List[int] = typer.Option([0, 1, 2], help="Seeds; every system trains once per seed."),
+    jobs: int = typer.Option(2, help="Trainings at once."),
+    gpu_id: int = typer.Option(-1, help="GPU for training (-1: CPU)."),
 ) -> None:
-    corpus_dir = ROOT / "corpus" / corpus
+    os.chdir(ROOT)  # every path below, and so in the results, is relative to the project
+    corpus_dir = Path("corpus") / corpus
     for split in ("train", "devel", "test"):
         command = [sys.executable, "-m", "spacy_bioner", "convert", "iob", str(data / "ner" / corpus / f"{split}.tsv"), str(corpus_dir / f"{split}.spacy")]
         subprocess.run(command, check=True, cwd=ROOT)
-    command = [sys.executable, "scripts/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}"]
-    command += [arg for spec in VARIANTS for arg in ("--variant", spec)]
-    command += ["--steps", str(steps), "--seed", str(seed)]
+    command = [sys.executable, "scripts/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}", "--models", f"training/bench_tagger/{corpus}"]
+    dictionary = f"paths.dictionary={data / 'kb' / 'combined_entity_names.tsv'}"
+    command += [arg for spec in VARIANTS for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")]
+    command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [arg for seed in seeds for arg in ("--seed", str(seed))]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
 

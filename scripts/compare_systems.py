@@ -1,19 +1,31 @@
 """Train several pipeline variants on equal terms and tabulate their test scores.
 
-Every variant is trained with `spacy train` from its config with the same data, seed and
-number of steps (model-best is selected on the dev set), then evaluated on the test set
-with the package's strict entity scorer, and timed with `nlp.pipe` over the test texts.
+Every variant is trained with `spacy train` from its config with the same data, steps
+and seeds (model-best is selected on the dev set, never on test), then scored on the
+test set with the package's strict entity scorer. Rows give the mean and spread over
+the seeds. Speed is measured once all are trained: the first seed's models are loaded
+in one process and timed in turn (A, B, ..., A, B, ...), best of three passes, on one
+thread; a single pass per system on a shared machine measures the machine's load.
 
     python scripts/compare_systems.py corpus/NCBI-disease metrics/weighting \
-        --variant "none=configs/tagger.cfg components.bioner_tagger.scheme=none" \
-        --variant "welt=configs/tagger.cfg" --steps 4000
+        --variant "none=configs/tagger.cfg components.bioner_tagger.model.output=softmax" \
+        --variant "welt=configs/tagger.cfg components.bioner_tagger.model.output=softmax components.bioner_tagger.scheme=welt" \
+        --steps 4000 --seed 0 --seed 1 --seed 2 --jobs 2
 """
 import json
+import math
+import os
+
+# One thread for the numeric libraries, set before they load: timings then compare like
+# with like, and parallel trainings (which inherit it) do not fight over the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import typer
@@ -24,12 +36,12 @@ from spacy.training import Example
 from spacy_bioner.scoring import score_entities
 
 
-def train(config: str, overrides: List[str], corpus: Path, output: Path, steps: int, seed: int) -> float:
+def train(config: str, overrides: List[str], corpus: Path, output: Path, steps: int, seed: int, gpu_id: int = -1) -> float:
     """Run `spacy train` and return its wall-clock time in seconds."""
     command = [
         sys.executable, "-m", "spacy", "train", config, "--output", str(output),
         "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "devel.spacy"),
-        "--training.max_steps", str(steps), "--system.seed", str(seed),
+        "--training.max_steps", str(steps), "--system.seed", str(seed), "--gpu-id", str(gpu_id),
     ]
     for override in overrides:
         key, value = override.split("=", 1)
@@ -69,46 +81,96 @@ def interleaved_speeds(models: Dict[str, Path], texts: List[str], rounds: int = 
     return best
 
 
-def evaluate(model: Path, test_path: Path, batch_size: int) -> Dict[str, object]:
-    """Strict test P/R/F and words per second."""
-    _, examples, words_per_second = timed_predictions(model, test_path, batch_size)
-    return {**score_entities(examples), "words_per_second": words_per_second}
+def mean_sd(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def dev_score(model: Path) -> float:
+    """The dev-set entity F1 that `spacy train` recorded for the saved model."""
+    meta = json.loads((model / "meta.json").read_text(encoding="utf8"))
+    return float(meta["performance"].get("ents_f") or 0.0)
+
+
+def test_scores(model: Path, test_path: Path) -> Dict[str, object]:
+    """Strict test P/R/F of the saved model on the raw test texts."""
+    nlp = spacy.load(model)
+    references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    predictions = nlp.pipe((doc.text for doc in references), batch_size=256)
+    return score_entities([Example(pred, ref) for pred, ref in zip(predictions, references)])
+
+
+def summarise(name: str, config: str, runs: List[Dict[str, object]]) -> Dict[str, object]:
+    """One row per variant: mean and spread over its seeds."""
+    row: Dict[str, object] = {"system": name, "config": config, "seeds": [run["seed"] for run in runs], "runs": runs}
+    for key in ("ents_p", "ents_r", "ents_f", "dev_f", "train_seconds"):
+        row[key], row[f"{key}_sd"] = mean_sd([float(run[key]) for run in runs])
+    return row
 
 
 def markdown_table(rows: List[Dict[str, object]]) -> str:
     lines = [
-        "| system | P | R | F1 | train s | words/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | dev F1 | test P | test R | test F1 (± sd) | train s | words/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        speed = row.get("words_per_second")
         lines.append(
-            f"| {row['system']} | {100 * row['ents_p']:.2f} | {100 * row['ents_r']:.2f} | "
-            f"{100 * row['ents_f']:.2f} | {row['train_seconds']:.0f} | {row['words_per_second']:.0f} |"
+            f"| {row['system']} | {100 * row['dev_f']:.2f} | {100 * row['ents_p']:.2f} | {100 * row['ents_r']:.2f} | "
+            f"{100 * row['ents_f']:.2f} ± {100 * row['ents_f_sd']:.2f} | {row['train_seconds']:.0f} | "
+            + (f"{speed:.0f} |" if speed else "- |")
         )
     return "\n".join(lines)
 
 
 def main(
     corpus: Path = typer.Argument(..., help="Directory with train/devel/test.spacy."),
-    output: Path = typer.Argument(..., help="Output prefix: writes OUTPUT.md and OUTPUT.json; models under OUTPUT/."),
+    output: Path = typer.Argument(..., help="Output prefix: writes OUTPUT.md and OUTPUT.json."),
     variant: List[str] = typer.Option(..., help="'name=config.cfg [section.key=value ...]', repeatable."),
     steps: int = typer.Option(4000, help="Training steps for every variant."),
-    seed: int = typer.Option(0, help="Random seed for every variant."),
-    batch_size: int = typer.Option(256, help="nlp.pipe batch size for the speed measurement."),
+    seed: List[int] = typer.Option([0], help="Random seed; repeat for several (every variant gets every seed)."),
+    jobs: int = typer.Option(1, help="Trainings run at once (each single-threaded)."),
+    speed_rounds: int = typer.Option(3, help="Passes per system for the speed comparison (best kept)."),
+    models: Optional[Path] = typer.Option(None, help="Directory for the trained models (default: OUTPUT/)."),
+    gpu_id: int = typer.Option(-1, help="GPU for training (-1: CPU); scoring and timing stay on the CPU."),
 ) -> None:
-    rows = []
+    """Train every variant with every seed (model-best selected on dev), score it on
+    test, and time the first seed's models against each other in one process."""
+    specs = []
     for spec in variant:
         name, _, rest = spec.partition("=")
         config, *overrides = rest.split()
-        model_dir = output / name
-        seconds = train(config, overrides, corpus, model_dir, steps, seed)
-        row = {"system": name, "config": rest, "steps": steps, "seed": seed, "train_seconds": seconds}
-        row.update(evaluate(model_dir / "model-best", corpus / "test.spacy", batch_size))
-        rows.append(row)
-        print(markdown_table(rows), flush=True)
+        specs.append((name, rest, config, overrides))
+    models = models or output
+    jobs_list = [(name, rest, config, overrides, s) for s in seed for name, rest, config, overrides in specs]
+
+    def run(job) -> Dict[str, object]:
+        name, rest, config, overrides, s = job
+        model_dir = models / f"{name}_seed{s}"
+        seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id)
+        best = model_dir / "model-best"
+        return {"system": name, "seed": s, "train_seconds": seconds, "dev_f": dev_score(best), **test_scores(best, corpus / "test.spacy")}
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(run, jobs_list))
+    rows = [summarise(name, rest, [r for r in runs if r["system"] == name]) for name, rest, _, _ in specs]
+    texts = [doc.text for doc in DocBin().from_disk(corpus / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    speeds = interleaved_speeds({name: models / f"{name}_seed{seed[0]}" / "model-best" for name, *_ in specs}, texts, rounds=speed_rounds, batch_size=256)
+    for row in rows:
+        row["words_per_second"] = speeds[row["system"]]
     table = markdown_table(rows)
+    print(table)
     output.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{output}.md").write_text(f"Test set: {corpus}, {steps} steps, seed {seed}\n\n{table}\n", encoding="utf8")
+    header = (
+        f"Corpus: {corpus.as_posix()}, {steps} steps, seeds {', '.join(map(str, seed))} (model-best on dev). "
+        f"Test F1 is the mean over the seeds ± the sample standard deviation. Speed: `nlp.pipe` over the test texts, "
+        f"batch 256, one thread, every system's seed-{seed[0]} model loaded in one process and timed in turn, "
+        f"best of {speed_rounds} passes. train s: wall time of `spacy train`, {jobs} at once."
+    )
+    Path(f"{output}.md").write_text(f"{header}\n\n{table}\n", encoding="utf8")
     Path(f"{output}.json").write_text(json.dumps(rows, indent=2), encoding="utf8")
     print(f"\nWrote {output}.md and {output}.json")
 
