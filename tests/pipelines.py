@@ -245,6 +245,19 @@ def snapshots(docs) -> List[Dict[str, Any]]:
     return [snapshot(doc) for doc in docs]
 
 
+def approx_floats(value: Any, **tolerance: float) -> Any:
+    """`value` (plain data, e.g. snapshots) with every float wrapped in pytest.approx
+    (`tolerance`: rel, abs), so == compares labels and offsets exactly and scores up to
+    float noise."""
+    if isinstance(value, float):
+        return pytest.approx(value, **tolerance)
+    if isinstance(value, (list, tuple)):
+        return type(value)(approx_floats(v, **tolerance) for v in value)
+    if isinstance(value, dict):
+        return {k: approx_floats(v, **tolerance) for k, v in value.items()}
+    return value
+
+
 def check_doc(doc: Doc) -> None:
     """The output contract on any doc: every span group of a predicting component has
     one finite score per span, spans lie inside the doc, and relations connect spans of

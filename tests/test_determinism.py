@@ -4,9 +4,26 @@ ensemble and the ents adapter have no weights of their own (the meta filter is a
 spaCy textcat)."""
 import numpy
 import pytest
+from thinc.api import CupyOps, get_current_ops
 
 from .conftest import make_examples, make_nlp, train
-from .pipelines import TEXTS, fit, llm_nlp, relations_examples, relations_nlp, snapshots, spans_examples, spans_nlp
+from .pipelines import (
+    TEXTS,
+    approx_floats,
+    fit,
+    llm_nlp,
+    relations_examples,
+    relations_nlp,
+    snapshots,
+    spans_examples,
+    spans_nlp,
+)
+
+# The GPU tier compares to this relative tolerance instead of bit for bit: cuBLAS and
+# cupy reductions (atomics, split-K sums) add in an order that varies between runs, so
+# two identical trainings differ in the last bits (about 1e-7 relative after a few
+# updates). On the CPU the sums run in a fixed order and the results stay exact.
+GPU_RTOL, GPU_ATOL = 1e-5, 1e-7
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,10 +48,15 @@ def train_twice(build, weights):
     runs = [build() for _ in range(2)]
     (first_weights, second_weights) = (weights(nlp) for nlp in runs)
     assert len(first_weights) == len(second_weights) > 0
+    exact = not isinstance(get_current_ops(), CupyOps)
     for a, b in zip(first_weights, second_weights):
         assert a[:-1] == b[:-1]
-        numpy.testing.assert_array_equal(a[-1], b[-1], err_msg=str(a[:-1]))
-    assert snapshots(runs[0].pipe(TEXTS)) == snapshots(runs[1].pipe(TEXTS))
+        if exact:
+            numpy.testing.assert_array_equal(a[-1], b[-1], err_msg=str(a[:-1]))
+        else:
+            numpy.testing.assert_allclose(a[-1], b[-1], rtol=GPU_RTOL, atol=GPU_ATOL, err_msg=str(a[:-1]))
+    first, second = (snapshots(nlp.pipe(TEXTS)) for nlp in runs)
+    assert second == (first if exact else approx_floats(first, rel=GPU_RTOL, abs=GPU_ATOL))
 
 
 @pytest.mark.parametrize("output", ["softmax", "crf"])

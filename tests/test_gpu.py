@@ -12,7 +12,7 @@ from spacy_bioner.cli import app
 from spacy_bioner.layers.crf import CRFTransitions, bio_constraints, crf_loss, forward_backward, pad, viterbi
 from spacy_bioner.llm import backbone
 
-from .pipelines import PIPELINES, TEXTS, snapshots
+from .pipelines import PIPELINES, TEXTS, approx_floats, snapshots
 
 runner = CliRunner()
 
@@ -87,28 +87,17 @@ def test_crf_on_the_device_matches_the_host():
     numpy.testing.assert_allclose(gpu_t, cpu_t, rtol=1e-4, atol=1e-5)
 
 
-def _rounded(snapshot_list):
-    """Snapshots with every float rounded, for comparing GPU and CPU predictions."""
-    def round_value(value):
-        if isinstance(value, float):
-            return round(value, 3)
-        if isinstance(value, (list, tuple)):
-            return type(value)(round_value(v) for v in value)
-        if isinstance(value, dict):
-            return {k: round_value(v) for k, v in value.items()}
-        return value
-
-    return round_value(snapshot_list)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", PIPELINES)
 def test_every_pipeline_predicts_on_the_gpu_as_on_the_cpu(pipelines, name):
     """Each tiny pipeline, trained on the GPU, and its copy on the CPU (NumpyOps) give the
-    same entities, scores (to 3 decimals) and relations."""
+    same entities, scores (within 1e-3) and relations."""
     from spacy.util import load_model_from_config
 
     nlp = pipelines.trained(name)
-    with use_ops("numpy"):
-        cpu = load_model_from_config(nlp.config, auto_fill=True).from_bytes(nlp.to_bytes())
-    assert _rounded(snapshots(cpu.pipe(TEXTS))) == _rounded(snapshots(nlp.pipe(TEXTS)))
+    # serialized under the GPU's ops: the vocab's (empty) vectors table is a device array
+    data = nlp.to_bytes()
+    with use_ops("numpy"):  # the copy is built and predicts as in a CPU-only process
+        cpu = load_model_from_config(nlp.config, auto_fill=True).from_bytes(data)
+        expected = snapshots(cpu.pipe(TEXTS))
+    assert snapshots(nlp.pipe(TEXTS)) == approx_floats(expected, abs=1e-3)
