@@ -324,15 +324,16 @@ def test_relation_scores_depend_on_entity_scores_only_with_entity_logits(entity_
     docs = [nlp.make_doc(RELATION_SENTENCES[3][0])]
     spans = pipe._batch(docs, [[]]).spans
     pairs = numpy.asarray([[0, 40], [40, 0], [3, 7]])
+    ops = pipe.model.ops
 
     def scores():
         output = pipe.model.predict((docs, spans, lambda entity_scores: pairs))
-        return output.entity_scores.copy(), output.relation_scores.copy()
+        return ops.to_numpy(output.entity_scores).copy(), ops.to_numpy(output.relation_scores).copy()
 
     entity_before, relation_before = scores()
     head = pipe.model.get_ref("entity_classes")
     weights = head.get_param("W")
-    head.set_param("W", weights + numpy.random.default_rng(0).normal(size=weights.shape).astype("f"))
+    head.set_param("W", weights + ops.asarray2f(numpy.random.default_rng(0).normal(size=weights.shape).astype("f")))
     entity_after, relation_after = scores()
     assert not numpy.allclose(entity_before, entity_after)
     assert numpy.allclose(relation_before, relation_after) == (not entity_logits)
@@ -347,7 +348,10 @@ def test_iou_scaling_switch_on_hand_computed_values(iou_scaling):
     targets = numpy.asarray([0, -1, -1])  # a Disease span and two negatives
     eniou = numpy.asarray([1.0, 0.5, 0.0], dtype="f")
     scores, mask = numpy.zeros((3, 3), dtype="f"), numpy.ones(3, dtype=bool)
-    loss, _, d_logits = pipe._stage_loss("entities", scores, logits, targets, mask, eniou)
+    # the scores and logits are model outputs (device arrays in the GPU tier); the
+    # targets, mask and IoUs are built on the host, as get_loss passes them
+    ops = pipe.model.ops
+    loss, _, d_logits = pipe._stage_loss("entities", ops.asarray2f(scores), ops.asarray2f(logits), targets, mask, eniou)
     p = [1 / (1 + math.exp(-z)) for z in logits[:, 0].tolist()]
     if iou_scaling:
         expected = (-0.75 * math.log(p[0]) - 0.25 * 1.5 * math.log(1 - p[1]) - 0.25 * 1.0 * math.log(1 - p[2])) / 3

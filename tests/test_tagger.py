@@ -156,14 +156,15 @@ def _reference_entities(tagger, doc):
     and set_annotations() must reproduce."""
     if not len(doc):
         return []
-    scores = tagger.model.predict([doc])[0].copy()
+    to_numpy = tagger.model.ops.to_numpy  # decoded on the host, as predict does
+    scores = to_numpy(tagger.model.predict([doc])[0]).copy()
     scores[[token.is_space for token in doc], 1:] += FORBIDDEN
     forbidden, forbidden_start = bio_constraints(tagger.tags)
     if tagger.is_crf:
         crf = tagger.model.get_ref("crf")
-        transitions = crf.get_param("transitions") + forbidden
-        start = crf.get_param("start") + forbidden_start
-        end = crf.get_param("end")
+        transitions = to_numpy(crf.get_param("transitions")) + forbidden
+        start = to_numpy(crf.get_param("start")) + forbidden_start
+        end = to_numpy(crf.get_param("end"))
         path = decode(numpy, [scores], transitions, start, end)[0]
         _, marginals, _ = forward_backward(numpy, scores[None], numpy.asarray([len(doc)]), transitions, start, end)
         probs = marginals[0]
