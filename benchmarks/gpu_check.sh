@@ -10,6 +10,8 @@
 #   relations  configs/relations_trf.cfg on CoNLL04, $RELATION_STEPS steps
 #   llm        SmolLM2 VANER bidirectional vs causal, $LLM_STEPS steps each (needs .device/smollm2/)
 # A job that fails or times out leaves the others; $OUT/gpu_check.json is always written.
+# JOBS="tests" (any of the four names) runs only those, e.g. with TEST_ARGS="tests/test_gpu.py"
+# (pytest's own arguments: only those test files) to recheck a few failures.
 # GPU_ID=-1 runs the Python jobs on the CPU (try them here with tiny *_STEPS).
 set -u
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ OUT=${OUT:-/tmp/gpu_check_out}; mkdir -p "$OUT"
 GPU_ID=${GPU_ID:-0}
 TAGGER_STEPS=${TAGGER_STEPS:-300}; RELATION_STEPS=${RELATION_STEPS:-500}; LLM_STEPS=${LLM_STEPS:-100}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}; JOB_TIMEOUT=${JOB_TIMEOUT:-420}
+JOBS=${JOBS:-tests tagger relations llm}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 t0=$(date +%s)
 log() { echo "[gpu_check +$(( $(date +%s) - t0 ))s] $*" | tee -a "$OUT/gpu_check.log"; }
@@ -30,7 +33,7 @@ elif [ -x .venv/bin/python ]; then
   PY=.venv/bin/python
 fi
 TRF=${TRANSFORMER:-/tmp/minilm}
-if [ -f .device/minilm.tar.xz ] && [ ! -f "$TRF/model.safetensors" ]; then
+if [ "$JOBS" != tests ] && [ -f .device/minilm.tar.xz ] && [ ! -f "$TRF/model.safetensors" ]; then
   tar -xJf .device/minilm.tar.xz -C /tmp && $PY .device/int8.py dequantize /tmp/minilm/q.safetensors /tmp/minilm/model.safetensors
 fi
 log "unpacked; $($PY -c 'import spacy, torch; print("spacy", spacy.__version__, "torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1)"
@@ -38,6 +41,7 @@ log "unpacked; $($PY -c 'import spacy, torch; print("spacy", spacy.__version__, 
 
 job() {  # name timeout command...: run in the background, its log under $OUT, its exit status in $OUT/<name>.rc
   local name=$1 limit=$2; shift 2
+  [[ " $JOBS " == *" $name "* ]] || return 0
   ( timeout --signal=INT --kill-after=20 "$limit" "$@" > "$OUT/$name.log" 2>&1; echo $? > "$OUT/$name.rc"; log "$name done (exit $(cat "$OUT/$name.rc"))" ) &
 }
 common=(--data .device/data --transformer "$TRF" --gpu-id "$GPU_ID")
@@ -48,18 +52,18 @@ job relations "$JOB_TIMEOUT" $PY benchmarks/gpu_check.py relations "$OUT/relatio
 job llm "$JOB_TIMEOUT" $PY benchmarks/gpu_check.py llm "$OUT/llm.json" "${common[@]}" --steps "$LLM_STEPS"
 while [ "$(jobs -r | wc -l)" -gt 0 ]; do  # progress every 30 s: the last line of each log
   sleep 30
-  for name in tests tagger relations llm; do
+  for name in $JOBS; do
     [ -f "$OUT/$name.rc" ] || log "$name: $(tail -c 300 "$OUT/$name.log" 2>/dev/null | tr '\r' '\n' | grep -v '^\s*$' | tail -1)"
   done
   [ "$GPU_ID" -ge 0 ] && nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/gpu_check.log"
 done
 wait
-$PY - "$OUT" <<'EOF'
+$PY - "$OUT" $JOBS <<'EOF'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 results = {}
-for name in ("tests", "tagger", "relations", "llm"):
+for name in sys.argv[2:]:
     rc = (out / f"{name}.rc").read_text().strip() if (out / f"{name}.rc").exists() else None
     entry = {"exit": rc, "timed_out": rc in ("124", "137")}
     if (out / f"{name}.json").exists():
