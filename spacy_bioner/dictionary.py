@@ -122,6 +122,13 @@ class EntityDictionary:
             self._matcher = matcher
         return self._matcher
 
+    def __getstate__(self) -> dict:
+        """Pickle the names only: the matcher is rebuilt on first use."""
+        return {"lang": self.lang, "types": self.types, "names": self.names}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["lang"], state["types"], state["names"])
+
     def to_bytes(self) -> bytes:
         return srsly.msgpack_dumps({"lang": self.lang, "types": self.types, "names": [[list(t), i] for t, i in self.names]})
 

@@ -1,4 +1,6 @@
 """The entity dictionary (gazetteer) and the DictionaryEmbed tok2vec input."""
+import pickle
+
 import numpy
 import pytest
 import spacy
@@ -139,3 +141,17 @@ def test_standalone_layer_needs_initialize(tsv):
     nlp = spacy.blank("en")
     with pytest.raises(ValueError, match="initialize the pipeline first"):
         model.predict([Doc(nlp.vocab, words=["a"])])
+
+
+def test_pickled_pipeline_keeps_its_dictionary(tsv):
+    """Worker processes (n_process with spawn) receive the pipeline pickled."""
+    nlp = dictionary_pipeline(tsv)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(10):
+        nlp.update(examples, sgd=optimizer)
+    nlp("aspirin and breast cancer")  # builds the matcher, which is not pickled
+    restored = pickle.loads(pickle.dumps(nlp))
+    texts = [eg.reference.text for eg in examples]
+    for before, after in zip(nlp.pipe(texts), restored.pipe(texts)):
+        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(after.spans["bioner_tagger"].attrs["scores"])
