@@ -20,6 +20,8 @@ from spacy_bioner.annotate import Summary, Writer, annotate_records, iter_inputs
 from spacy_bioner.corpora.iob import read_tagged_sentences
 from spacy_bioner.distributed import annotate_on_cluster, local_cluster
 
+from paths import display_arg
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,7 +64,7 @@ def main(
             rows.append(run("Dask local cluster, 2 workers", lambda r, w, s: annotate_on_cluster(client, model, r, w, s, batch_size=batch_size), source, Path(tmp) / "dask.jsonl"))
             print(rows[-1], flush=True)
         same = (Path(tmp) / "out1.jsonl").read_text() == (Path(tmp) / "out2.jsonl").read_text() == (Path(tmp) / "dask.jsonl").read_text()
-    lines = [f"Model: {model}; {n_docs} documents (NCBI-disease + BC5CDR train sentences), batch size {batch_size}; outputs identical: {same}", "",
+    lines = [f"Model: {display_arg(model)}; {n_docs} documents (NCBI-disease + BC5CDR train sentences), batch size {batch_size}; outputs identical: {same}", "",
              "| setup | docs/s | words/s | seconds |", "|---|---:|---:|---:|"]
     lines += [f"| {r['setup']} | {r['docs_per_second']:.0f} | {r['words_per_second']:.0f} | {r['seconds']:.1f} |" for r in rows]
     out = ROOT / "benchmarks" / "results" / "annotate"

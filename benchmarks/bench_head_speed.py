@@ -33,6 +33,8 @@ from thinc.api import Config
 from spacy_bioner.components.common import DEFAULT_CNN_TOK2VEC
 from spacy_bioner.corpora import read_iob
 
+from paths import display_command
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ner" / "NCBI-disease"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -127,7 +129,7 @@ def main(args: argparse.Namespace) -> None:
         "updates": args.updates,
         "output": args.output,
         "machine": f"{platform.processor() or platform.machine()}, CPU, 1 thread",
-        "command": "python " + " ".join(sys.argv),
+        "command": display_command(sys.argv, args.work),
         "words_per_second": speeds,
         "head_share": {system: 1 - wps / base for system, wps in speeds.items() if system != "tok2vec"},
     }

@@ -33,6 +33,8 @@ from spacy_bioner.llm.backbone import load_backbone, load_tokenizer
 from spacy_bioner.offline_models import minilm_dir, model_paths
 from spacy_bioner.scoring import score_entities
 
+from paths import display_path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 KB = DATA / "kb" / "combined_entity_names.tsv"
@@ -129,7 +131,8 @@ def main(args) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     args.output.mkdir(parents=True, exist_ok=True)
     backbone = smollm2_dir(args.work)
-    results = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": args.machine, "rows": []}
+    shown = {k: display_path(v, args.work) if isinstance(v, Path) else str(v) for k, v in vars(args).items()}
+    results = {"args": shown, "machine": args.machine, "rows": []}
     dbr = {"dbr_kb": str(KB), "seed": args.seed}
     rows = {
         "VANER bidirectional": {},

@@ -32,7 +32,6 @@ repo); the DocBins and models go to a temporary directory unless --workdir is gi
 """
 import argparse
 import json
-import shlex
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,8 @@ from spacy.util import load_config
 
 from spacy_bioner.corpora import read_spert
 from spacy_bioner.scoring import make_relation_scorer
+
+from paths import display_command, display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -236,15 +237,14 @@ def main() -> None:
             for fold in folds
         ]  # fmt: skip
         variants[name] = {"overrides": VARIANTS[name], "summary": summary(runs, average), "runs": runs}
-    config_name = args.config.resolve().relative_to(ROOT) if args.config.resolve().is_relative_to(ROOT) else args.config
     meta = {
         "dataset": args.dataset,
         "average": average,
-        "config": str(config_name),
+        "config": display_path(args.config),
         "encoder": encoder["name"],
         "max_steps": args.max_steps,
         "folds": folds,
-        "command": shlex.join(["python", "benchmarks/bench_relations.py", *sys.argv[1:]]),
+        "command": display_command(["benchmarks/bench_relations.py", *sys.argv[1:]], args.workdir),
     }
     stem = f"relations_{args.dataset}" + (f"_{encoder['name']}" if encoder["name"] else "")
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from spacy_bioner.scoring import score_entities
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from compare_systems import timed_predictions, train  # noqa: E402
+from paths import display_path  # noqa: E402
 
 # The paper's SpanPred (linear classifier over [u_b; u_e]); configs/spans.cfg itself is
 # the bioner_spans_mlp_spert recipe.
@@ -127,15 +128,23 @@ def evaluate(model: Path, test_path: Path, pred_key: str, batch_size: int = 256)
 
 
 def run_systems(
-    corpus: Path, names: Sequence[str], output: Path, steps: int, seed: int, eval_frequency: int
+    corpus: Path,
+    names: Sequence[str],
+    output: Path,
+    steps: int,
+    seed: int,
+    eval_frequency: int,
+    workdir: Optional[Path] = None,
 ) -> List[Dict[str, object]]:
+    """Paths under workdir show as <workdir>/... in the recorded commands."""
     rows = []
     for name in names:
         config, overrides, pred_key = {**SYSTEMS, **VARIANTS}[name]
         overrides = overrides + [f"training.eval_frequency={eval_frequency}"]
         command = (
-            f"python -m spacy train {config} --output {output / name} --paths.train {corpus / 'train.spacy'} "
-            f"--paths.dev {corpus / 'devel.spacy'} --training.max_steps {steps} --system.seed {seed} "
+            f"python -m spacy train {config} --output {display_path(output / name, workdir)} "
+            f"--paths.train {display_path(corpus / 'train.spacy', workdir)} "
+            f"--paths.dev {display_path(corpus / 'devel.spacy', workdir)} --training.max_steps {steps} --system.seed {seed} "
             + " ".join(f"--{key} {shlex.quote(value)}" for key, value in (o.split("=", 1) for o in overrides))
         )
         print(command, flush=True)
@@ -199,7 +208,7 @@ def main(
         corpus = work / "ade_split_0"
         write_docbins(splits, corpus)
         names = [name for name in systems if name in NESTED_SYSTEMS]
-        rows = run_systems(corpus, names, work / "models" / "ade_split_0", steps, seed, eval_frequency)
+        rows = run_systems(corpus, names, work / "models" / "ade_split_0", steps, seed, eval_frequency, work)
         title = (
             f"ADE fold 0 (test {len(splits['test'])} sentences; dev: first 10% of the fold's train), "
             f"{steps} steps, seed {seed}; strict P/R/F1 against all gold entities, overlaps allowed"
@@ -210,7 +219,7 @@ def main(
         splits = {split: read_iob(data / "ner" / name / f"{split}.tsv", nlp.vocab)[0] for split in SPLITS}
         corpus = work / name
         write_docbins(splits, corpus)
-        rows = run_systems(corpus, systems, work / "models" / name, steps, seed, eval_frequency)
+        rows = run_systems(corpus, systems, work / "models" / name, steps, seed, eval_frequency, work)
         title = f"{name} test set, {steps} training steps, seed {seed}, CNN tok2vec (configs/tagger.cfg), CPU"
         write_results(rows, f"spans_{name}{suffix}", title)
 

@@ -40,6 +40,7 @@ from spacy_bioner.scoring import score_entities
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from compare_systems import interleaved_speeds  # noqa: E402
+from paths import display_command, display_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tagger_trf.cfg"
@@ -165,14 +166,14 @@ def main(args: argparse.Namespace) -> None:
         spacy.require_gpu(args.gpu_id)  # evaluation and speed on the GPU the systems trained on
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
-        "transformer": args.transformer,
+        "transformer": display_path(args.transformer) if Path(args.transformer).is_absolute() else args.transformer,
         "steps": args.steps,
         "warmup_steps": max(1, args.steps // 10),
         "machine": (
             f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
             + (f"GPU {args.gpu_id} ({torch.cuda.get_device_name(args.gpu_id)})" if args.gpu_id >= 0 else "CPU")
         ),
-        "command": "python " + " ".join(sys.argv),
+        "command": display_command(sys.argv, args.work),
     }
     for dataset in args.datasets:
         work = args.work / dataset

@@ -11,7 +11,6 @@ test split is the one scored, so this is a sensitivity analysis, not a way to ch
 theta (choose it on a dev set). Writes benchmarks/results/relations_<dataset><suffix>_threshold.md.
 """
 import argparse
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import spacy
 from spacy.language import Language
 
+from paths import display_command
 from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, fold_corpus, headline, parse_folds, read_test_docs, relation_scores
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     for (variant, theta), fold_rows in rows.items():
         means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
         lines.append(f"| {variant} | {theta:g} | " + " | ".join(f"{mean:.2f}" for mean in means) + " |")
-    lines += ["", f"Command: `{shlex.join(['python', 'benchmarks/relations_threshold.py', *sys.argv[1:]])}`"]
+    lines += ["", f"Command: `{display_command(['benchmarks/relations_threshold.py', *sys.argv[1:]], args.workdir)}`"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"relations_{args.dataset}{args.suffix}_threshold.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -28,7 +28,6 @@ import multiprocessing
 import platform
 import random
 import resource
-import shlex
 import sys
 import tempfile
 import time
@@ -43,6 +42,8 @@ from spacy.training import Example
 from spacy.util import minibatch
 
 from spacy_bioner.corpora.iob import read_iob, read_tagged_sentences
+
+from paths import display_arg, display_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -153,7 +154,7 @@ def main(
     data: Path = typer.Option(DATA, help="Mirror directory with ner/NCBI-disease/."),
     output: Path = typer.Option(ROOT / "benchmarks" / "results" / "soak", help="Writes OUTPUT.md and OUTPUT.json."),
 ) -> None:
-    command = shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]])
+    command = display_command(["benchmarks/soak.py", *sys.argv[1:]])
     every = every or max(docs // 10, 1)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,7 +198,7 @@ def main(
     rss_growth = None if rows[0]["rss_mib"] is None else rows[-1]["rss_mib"] - rows[0]["rss_mib"]
     result = {
         "command": command,
-        "model": model or f"bioner_tagger (default CNN), {train_sentences} NCBI-disease train sentences x {epochs} epochs",
+        "model": display_arg(model) if model else f"bioner_tagger (default CNN), {train_sentences} NCBI-disease train sentences x {epochs} epochs",
         "docs": docs,
         "every": every,
         "batch_size": batch_size,
