@@ -102,8 +102,8 @@ def markdown(results: Dict) -> str:
         "# Inference cost of the tagger head (CNN tok2vec, NCBI-disease)",
         "",
         f"{results['sentences']} test sentences, batch {results['batch_size']}, best of {results['rounds']} passes "
-        f"taken in turn, one thread; {results['machine']}. The machine ran other jobs (trainings) at the same "
-        "time: compare the rows of one run, not runs with each other.",
+        f"taken in turn, one thread; {results['machine']}. The machine is shared (other jobs may run at the "
+        "same time): compare the rows of one run, not runs with each other.",
         "",
         "| system | words/s | head share of time over tok2vec |",
         "|---|---:|---:|",
