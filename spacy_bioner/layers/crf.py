@@ -97,8 +97,23 @@ def forward_backward(xp, emissions, lengths, transitions, start, end):
     Returns log_z (batch,), marginals (batch, time, n_tags) (zero past each length)
     and pair_counts (batch, n_tags, n_tags) summed over time.
     """
-    alphas, betas, log_z = _forward_backward_scores(xp, emissions, lengths, transitions, start, end)
-    valid = (xp.arange(emissions.shape[1])[None, :] < lengths[:, None])[:, :, None]
+    batch, time, n_tags = emissions.shape
+    alphas = xp.zeros_like(emissions)
+    alpha = start[None, :] + emissions[:, 0]
+    alphas[:, 0] = alpha
+    for t in range(1, time):
+        step = _logsumexp(xp, alpha[:, :, None] + transitions[None], axis=1) + emissions[:, t]
+        alpha = xp.where((t < lengths)[:, None], step, alpha)
+        alphas[:, t] = alpha
+    log_z = _logsumexp(xp, alpha + end[None, :], axis=1)
+    betas = xp.zeros_like(emissions)
+    beta = xp.broadcast_to(end[None, :], (batch, n_tags)).copy()
+    betas[:, time - 1] = beta
+    for t in range(time - 2, -1, -1):
+        step = _logsumexp(xp, transitions[None] + (emissions[:, t + 1] + beta)[:, None, :], axis=2)
+        beta = xp.where((t + 1 < lengths)[:, None], step, end[None, :])
+        betas[:, t] = beta
+    valid = (xp.arange(time)[None, :] < lengths[:, None])[:, :, None]
     marginals = xp.exp(alphas + betas - log_z[:, None, None]) * valid
     pair_scores = (
         alphas[:, :-1, :, None]
@@ -142,27 +157,6 @@ def tag_marginals(xp, emissions, lengths, transitions, start, end):
 def _normalised(x):
     """Rows (last axis) rescaled to sum to 1."""
     return x / x.sum(axis=-1, keepdims=True)
-
-
-def _forward_backward_scores(xp, emissions, lengths, transitions, start, end):
-    """Forward and backward log scores (batch, time, n_tags) and log_z (batch,)."""
-    batch, time, n_tags = emissions.shape
-    alphas = xp.zeros_like(emissions)
-    alpha = start[None, :] + emissions[:, 0]
-    alphas[:, 0] = alpha
-    for t in range(1, time):
-        step = _logsumexp(xp, alpha[:, :, None] + transitions[None], axis=1) + emissions[:, t]
-        alpha = xp.where((t < lengths)[:, None], step, alpha)
-        alphas[:, t] = alpha
-    log_z = _logsumexp(xp, alpha + end[None, :], axis=1)
-    betas = xp.zeros_like(emissions)
-    beta = xp.broadcast_to(end[None, :], (batch, n_tags)).copy()
-    betas[:, time - 1] = beta
-    for t in range(time - 2, -1, -1):
-        step = _logsumexp(xp, transitions[None] + (emissions[:, t + 1] + beta)[:, None, :], axis=2)
-        beta = xp.where((t + 1 < lengths)[:, None], step, end[None, :])
-        betas[:, t] = beta
-    return alphas, betas, log_z
 
 
 def crf_loss(
