@@ -4,7 +4,7 @@ CoNLL04: train on train+dev, test on test, micro averages. ADE: the given folds 
 cross-validation; fold 0 alone for a quick run), macro averages; a row is the mean over
 the folds, and with several folds a per-fold table follows with the mean and the sample
 standard deviation of each F1. Every variant (one row) trains the same config for the
-same budget and seed with one switch flipped (seeds/002 Table 2):
+same budget and seed with one switch flipped (Lu & Xue 2024, Table 2):
 
     full              the config as it is
     no-multitask      components.bioner_relations.multitask = false
@@ -58,6 +58,11 @@ DATASETS = {
     "conll04": {"average": "micro", "splits": lambda fold: (["conll04_train", "conll04_dev"], "conll04_test")},
     "ade": {"average": "macro", "splits": lambda fold: ([f"ade_split_{fold}_train"], f"ade_split_{fold}_test")},
 }
+# --split dev: train without the dev sentences and score on them, to choose settings
+DEV_SPLITS = {
+    "conll04": lambda fold: (["conll04_train"], "conll04_dev"),
+    "ade": lambda fold: ([f"ade_split_{fold}_train"], None),
+}
 VARIANTS: Dict[str, List[str]] = {
     "full": [],
     "no-multitask": ["--components.bioner_relations.multitask", "false"],
@@ -91,52 +96,57 @@ def fold_corpus(workdir: Path, dataset: str, fold: int) -> Path:
     return workdir / "corpus" / f"{dataset}_{fold}"
 
 
-def read_test_docs(fold_dir: Path, dataset: str, fold: int, vocab) -> List[Doc]:
-    _, test_name = DATASETS[dataset]["splits"](fold)
-    return list(DocBin().from_disk(fold_dir / "test" / f"{test_name}.spacy").get_docs(vocab))
+def read_scored_docs(fold_dir: Path, vocab) -> List[Doc]:
+    """The docs model-last is scored on: the fold's test split, or with --split dev its dev split."""
+    return list(DocBin().from_disk(fold_dir / "scored.spacy").get_docs(vocab))
 
 
 def relation_scores(predictions: Iterable[Doc], references: List[Doc]) -> Dict[str, Any]:
     return make_relation_scorer(KEY)([Example(p, r) for p, r in zip(predictions, references)])
 
 
-def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path) -> Path:
-    """The fold's train/, dev.spacy and test/ DocBins under workdir, shared by the variants."""
-    train_names, test_name = DATASETS[dataset]["splits"](fold)
-    fold_dir = fold_corpus(workdir, dataset, fold)
+def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path, split: str = "test") -> Path:
+    """The fold's train/, dev.spacy and scored.spacy DocBins under workdir, shared by
+    the variants. `split` "test" scores the test split; "dev" trains without the dev
+    split and scores it (CoNLL04's dev sentences; ADE's held-out 10%)."""
+    train_names, test_name = (DATASETS[dataset]["splits"] if split == "test" else DEV_SPLITS[dataset])(fold)
+    fold_dir = fold_corpus(workdir, dataset, fold) / split
     if dataset == "conll04":
         for name in train_names:
             write_docbin(read_docs([name], dataset, data), fold_dir / "train" / f"{name}.spacy")
-        write_docbin(read_docs(["conll04_dev"], dataset, data), fold_dir / "dev.spacy")
+        dev_docs = read_docs(["conll04_dev"], dataset, data)
     else:
         train_docs = read_docs(train_names, dataset, data)
         n_dev = int(len(train_docs) * ADE_DEV_SHARE)
         write_docbin(train_docs[: len(train_docs) - n_dev], fold_dir / "train" / f"{train_names[0]}.spacy")
-        write_docbin(train_docs[len(train_docs) - n_dev :], fold_dir / "dev.spacy")
-    write_docbin(read_docs([test_name], dataset, data), fold_dir / "test" / f"{test_name}.spacy")
+        dev_docs = train_docs[len(train_docs) - n_dev :]
+    write_docbin(dev_docs, fold_dir / "dev.spacy")
+    write_docbin(read_docs([test_name], dataset, data) if test_name else dev_docs, fold_dir / "scored.spacy")
     return fold_dir
 
 
-def run_fold(dataset: str, fold: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides, gpu_id: int = -1) -> dict:
-    """Train on the fold for max_steps and score model-last on its test split."""
+def run_fold(
+    fold: int, seed: int, fold_dir: Path, output: Path, config: Path, max_steps: int, overrides, gpu_id: int = -1
+) -> dict:
+    """Train on the fold for max_steps with `seed` and score model-last on its scored split."""
     command = [
         sys.executable, "-m", "spacy", "train", str(config), "--output", str(output),
         "--paths.train", str(fold_dir / "train"), "--paths.dev", str(fold_dir / "dev.spacy"),
         "--training.max_steps", str(max_steps), "--training.eval_frequency", str(max(max_steps // 4, 1)),
-        "--gpu-id", str(gpu_id), *overrides,
+        "--system.seed", str(seed), "--gpu-id", str(gpu_id), *overrides,
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, check=True)
     train_seconds = time.perf_counter() - start
-    # model-last: no model selection on the test set
+    # model-last: no model selection on the scored split
     nlp = spacy.load(output / "model-last")
-    references = read_test_docs(fold_dir, dataset, fold, nlp.vocab)
+    references = read_scored_docs(fold_dir, nlp.vocab)
     start = time.perf_counter()
     predictions = list(nlp.pipe(doc.text for doc in references))
     seconds = time.perf_counter() - start
     scores = relation_scores(predictions, references)
     n_words = sum(len(doc) for doc in references)
-    return {"fold": fold, "scores": scores, "train_seconds": train_seconds, "words_per_second": n_words / seconds}
+    return {"fold": fold, "seed": seed, "scores": scores, "train_seconds": train_seconds, "words_per_second": n_words / seconds}
 
 
 def headline(result: dict, average: str) -> Dict[str, float]:
@@ -155,8 +165,8 @@ def headline(result: dict, average: str) -> Dict[str, float]:
 
 
 def summary(results: List[dict], average: str) -> Dict[str, Dict[str, float]]:
-    """Mean over folds of every column and, with several folds, the sample standard
-    deviation of each F1."""
+    """Mean over the runs (folds x seeds) of every column and, with several runs, the
+    sample standard deviation of each F1."""
     rows = [headline(result, average) for result in results]
     mean = {name: statistics.fmean(row[name] for row in rows) for name in rows[0]}
     std = {name: statistics.stdev(row[name] for row in rows) for name in F1_COLUMNS} if len(rows) > 1 else {}
@@ -179,6 +189,7 @@ def markdown(meta: Dict[str, Any], variants: Dict[str, dict]) -> str:
     encoder = meta["encoder"] or "CNN tok2vec"
     lines = [
         f"# bioner_relations on {meta['dataset']} ({meta['average']} averages; folds {meta['folds']}; "
+        f"seeds {meta['seeds']}; scored on the {meta['split']} split; "
         f"encoder {encoder} ({meta['config']}), CPU, {meta['max_steps']} steps)",
         "",
     ]
@@ -188,21 +199,23 @@ def markdown(meta: Dict[str, Any], variants: Dict[str, dict]) -> str:
         values = variant["summary"]["mean"]
         cells = [f"{values[c]:.2f}" if "/s" not in c else f"{values[c]:.0f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if len(meta["folds"]) > 1:
+    n_runs = len(meta["folds"]) * len(meta["seeds"])
+    if n_runs > 1:
         lines += [
             "",
-            f"Per fold (F1); the rows above are the means over the {len(meta['folds'])} folds:",
+            f"Per run (F1); the rows above are the means over the {n_runs} runs (folds x seeds):",
             "",
-            "| variant | fold | " + " | ".join(F1_COLUMNS) + " |",
-            "|" + "---|" * (len(F1_COLUMNS) + 2),
+            "| variant | fold | seed | " + " | ".join(F1_COLUMNS) + " |",
+            "|" + "---|" * (len(F1_COLUMNS) + 3),
         ]
         for name, variant in variants.items():
             for run in variant["runs"]:
                 row = headline(run, meta["average"])
-                lines.append(f"| {name} | {run['fold']} | " + " | ".join(f"{row[c]:.2f}" for c in F1_COLUMNS) + " |")
+                cells = " | ".join(f"{row[c]:.2f}" for c in F1_COLUMNS)
+                lines.append(f"| {name} | {run['fold']} | {run.get('seed', 0)} | {cells} |")
             mean, std = variant["summary"]["mean"], variant["summary"]["std"]
             cells = [f"{mean[c]:.2f} ± {std[c]:.2f}" for c in F1_COLUMNS]
-            lines.append(f"| {name} | mean ± sd | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | mean ± sd | | " + " | ".join(cells) + " |")
     lines += ["", f"Command: `{meta['command']}`"]
     return "\n".join(lines) + "\n"
 
@@ -214,6 +227,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["full"])
     parser.add_argument("--folds", default="0", help="ADE folds, e.g. 0 or 0-9")
     parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Train each variant once per seed.")
+    parser.add_argument(
+        "--split", choices=["test", "dev"], default="test",
+        help="Score on the test split, or (dev) train without the dev split and score on it, to choose settings.",
+    )  # fmt: skip
+    parser.add_argument("--suffix", default="", help="Appended to the results file names.")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU for spacy train (-1: the CPU).")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=DATA, help="Directory holding re/<dataset>/ (a mirror)")
@@ -225,16 +244,17 @@ def main() -> None:
     encoder = encoder_of(args.config, overrides)
     if encoder["warmup"]:
         overrides = ["--training.optimizer.learn_rate.warmup_steps", str(max(1, args.max_steps // 10)), *overrides]
-    fold_dirs = {fold: prepare_fold(args.dataset, fold, workdir, args.data) for fold in folds}
+    fold_dirs = {fold: prepare_fold(args.dataset, fold, workdir, args.data, args.split) for fold in folds}
     average = DATASETS[args.dataset]["average"]
     variants = {}
     for name in args.variants:
         runs = [
             run_fold(
-                args.dataset, fold, fold_dirs[fold], workdir / name / f"{args.dataset}_{fold}",
+                fold, seed, fold_dirs[fold], workdir / name / f"{args.dataset}_{fold}_{args.split}_seed{seed}",
                 args.config, args.max_steps, [*overrides, *VARIANTS[name]], args.gpu_id,
             )
             for fold in folds
+            for seed in args.seeds
         ]  # fmt: skip
         variants[name] = {"overrides": VARIANTS[name], "summary": summary(runs, average), "runs": runs}
     meta = {
@@ -244,9 +264,12 @@ def main() -> None:
         "encoder": encoder["name"],
         "max_steps": args.max_steps,
         "folds": folds,
+        "seeds": args.seeds,
+        "split": args.split,
         "command": display_command(["benchmarks/bench_relations.py", *sys.argv[1:]], args.workdir),
     }
     stem = f"relations_{args.dataset}" + (f"_{encoder['name']}" if encoder["name"] else "")
+    stem += ("_dev" if args.split == "dev" else "") + args.suffix
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"{stem}.json").write_text(json.dumps({**meta, "variants": variants}, indent=2) + "\n")
     text = markdown(meta, variants)

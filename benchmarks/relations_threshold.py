@@ -1,6 +1,7 @@
-"""How the prediction threshold theta (Eq. 18 of seeds/002; default 0.85) shapes the
+"""How the prediction threshold theta (Eq. 18 of Lu & Xue 2024; default 0.85) shapes the
 scores of models that benchmarks/bench_relations.py trained: each model-last in its
-work directory is scored on its test split again at every given theta.
+work directory is scored on its scored split (test, or dev with --split dev) again at
+every given theta.
 
     python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 1000 --workdir /tmp/rel_ade
     python benchmarks/relations_threshold.py ade /tmp/rel_ade --folds 0-9 --thresholds 0.85 0.5 0
@@ -19,7 +20,7 @@ import spacy
 from spacy.language import Language
 
 from paths import display_command
-from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, fold_corpus, headline, parse_folds, read_test_docs, relation_scores
+from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, fold_corpus, headline, parse_folds, read_scored_docs, relation_scores
 
 
 def load_model(path: Path, workdir: Path) -> Language:
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("workdir", type=Path, help="The --workdir of a bench_relations.py run")
     parser.add_argument("--variants", nargs="+", default=["full"])
     parser.add_argument("--folds", default="0", help="ADE folds, e.g. 0 or 0-9")
+    parser.add_argument("--split", choices=["test", "dev"], default="test", help="The --split of that run")
+    parser.add_argument("--seed", type=int, default=0, help="Which of that run's seeds to rescore")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.5, 0.0])
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -43,8 +46,9 @@ def main() -> None:
     rows = {(variant, theta): [] for variant in args.variants for theta in args.thresholds}
     for variant in args.variants:
         for fold in folds:
-            nlp = load_model(args.workdir / variant / f"{args.dataset}_{fold}" / "model-last", args.workdir)
-            references = read_test_docs(fold_corpus(args.workdir, args.dataset, fold), args.dataset, fold, nlp.vocab)
+            run = f"{args.dataset}_{fold}_{args.split}_seed{args.seed}"
+            nlp = load_model(args.workdir / variant / run / "model-last", args.workdir)
+            references = read_scored_docs(fold_corpus(args.workdir, args.dataset, fold) / args.split, nlp.vocab)
             for theta in args.thresholds:
                 nlp.get_pipe(KEY).cfg["threshold"] = theta
                 scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
@@ -54,7 +58,7 @@ def main() -> None:
     columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
     lines = [
         f"# bioner_relations on {args.dataset}: scores at each threshold theta ({average} averages, "
-        f"mean over folds {folds}; test split, not for choosing theta)",
+        f"mean over folds {folds}; {args.split} split" + (", not for choosing theta)" if args.split == "test" else ")"),
         "",
         "| variant | theta | " + " | ".join(columns) + " |",
         "|" + "---|" * (len(columns) + 2),

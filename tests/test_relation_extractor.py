@@ -8,6 +8,7 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
+from spacy_bioner.components import relation_extractor
 from spacy_bioner.losses import pairwise_ranking_loss
 from spacy_bioner.relations import Relation
 
@@ -101,7 +102,7 @@ def test_pipeline_serialization(trained, tmp_path):
     assert loaded.get_pipe("bioner_relations").label_data == {"entities": ["Disease", "Drug", "Effect"], "relations": ["ADE", "Treats"]}
 
 
-def test_no_one_and_many_entities():
+def test_no_one_and_many_entities(monkeypatch):
     nlp = make_nlp(negative_relations=120)
     many_text = " ".join(f"w{i}" for i in range(300))
     many = [(i, i + 1, "Drug" if i % 2 else "Effect") for i in range(300)]
@@ -110,14 +111,14 @@ def test_no_one_and_many_entities():
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("bioner_relations")
     seen = []
-    original = pipe._sample_pairs
+    original = relation_extractor.sample_pairs
 
     def spy(*args):
         pairs, targets = original(*args)
         seen.append((pairs, targets))
         return pairs, targets
 
-    pipe._sample_pairs = spy
+    monkeypatch.setattr(relation_extractor, "sample_pairs", spy)
     losses = nlp.update(examples, losses={})
     assert numpy.isfinite(losses["bioner_relations"])
     pairs, targets = seen[0]
@@ -301,7 +302,7 @@ def test_explicit_weights_must_name_every_class():
         nlp.initialize(lambda: relations_examples(nlp, RELATION_SENTENCES))
 
 
-# Ablation switches (seeds/002 Table 2) -------------------------------------------------
+# Ablation switches (Lu & Xue 2024, Table 2) -------------------------------------------------
 
 
 @pytest.mark.parametrize("multitask", [True, False])
@@ -327,8 +328,9 @@ def test_relation_scores_depend_on_entity_scores_only_with_entity_logits(entity_
     ops = pipe.model.ops
 
     def scores():
-        output = pipe.model.predict((docs, spans, lambda entity_scores: pairs))
-        return ops.to_numpy(output.entity_scores).copy(), ops.to_numpy(output.relation_scores).copy()
+        scored = pipe.model.predict((docs, spans))
+        relation_scores = scored.score_pairs(pairs).relation_scores
+        return ops.to_numpy(scored.entity_scores).copy(), ops.to_numpy(relation_scores).copy()
 
     entity_before, relation_before = scores()
     head = pipe.model.get_ref("entity_classes")
@@ -395,3 +397,66 @@ def test_single_task_has_a_none_class_and_overfits(trained_single_task):
     doc = nlp(text)
     assert relation_set(doc) == expected
     assert all(0.0 < r.score <= 1.0 for r in doc._.relations)
+
+
+def test_decide_rules_on_hand_computed_rows():
+    scores = numpy.asarray([[0.9, 0.2], [0.1, 0.5], [-1.0, 3.0]], dtype="f")
+    identification = numpy.asarray([[-2.0], [0.0], [4.0]], dtype="f")
+    best, confidence, keep = relation_extractor.decide(scores, identification, True, "score", 0.85)
+    assert best.tolist() == [0, 1, 1]
+    assert numpy.allclose(confidence, [0.9, 0.5, 3.0])
+    assert keep.tolist() == [True, False, True]
+    best, confidence, keep = relation_extractor.decide(scores, identification, True, "identification", 0.85)
+    assert best.tolist() == [0, 1, 1]
+    assert numpy.allclose(confidence, [1 / (1 + math.exp(2.0)), 0.5, 1 / (1 + math.exp(-4.0))])
+    assert keep.tolist() == [False, True, True]
+    # without multitask, column 0 is "none": kept when a type beats it
+    best, confidence, keep = relation_extractor.decide(scores, identification, False, "score", 0.85)
+    assert best.tolist() == [0, 0, 0]
+    assert keep.tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("decision", ["score", "identification"])
+def test_decision_setting_drives_prediction(decision):
+    """Force one head to accept every span and the other to reject every span: only
+    the head the decision names is followed."""
+    nlp, pipe, _ = initialized(decision=decision)
+    ops = pipe.model.ops
+    classes, identification = pipe.model.get_ref("entity_classes"), pipe.model.get_ref("entity_identification")
+    classes.set_param("b", ops.asarray1f(numpy.full(classes.get_dim("nO"), 100.0, dtype="f")))
+    identification.set_param("b", ops.asarray1f(numpy.full(identification.get_dim("nO"), -100.0, dtype="f")))
+    doc = nlp("Aspirin induced Reye syndrome .")
+    assert len(doc.spans["bioner_relations"]) == (15 if decision == "score" else 0)
+
+
+@pytest.mark.parametrize("decision", ["score", "identification"])
+def test_collapsed_model_never_exceeds_max_pairs(decision):
+    """A model that accepts every span (both heads' biases forced high) pairs at most
+    max_pairs entities per doc, the most confident ones, in training and prediction."""
+    nlp, pipe, examples = initialized(decision=decision, max_pairs=12, train_on_predicted=True)
+    ops = pipe.model.ops
+    for ref in ("entity_classes", "entity_identification"):
+        layer = pipe.model.get_ref(ref)
+        layer.set_param("b", ops.asarray1f(numpy.full(layer.get_dim("nO"), 100.0, dtype="f")))
+    texts = [" ".join(f"w{i}" for i in range(n)) for n in (3, 9, 40)]
+    docs = [nlp.make_doc(text) for text in texts]
+    batch, _, pair_scores = pipe.predict(docs)
+    pairs = ops.to_numpy(pair_scores.pairs).reshape((-1, 2))
+    pair_docs = numpy.searchsorted(batch.offsets, pairs[:, 0], side="right") - 1
+    # 3 tokens: 6 candidates, 4 kept (4 * 3 = 12 pairs); longer docs: 4 kept too
+    assert numpy.bincount(pair_docs, minlength=3).tolist() == [12, 12, 12]
+    for doc in nlp.pipe(texts):
+        assert len(doc._.relations) <= 12
+    seen = []
+    original = relation_extractor.sample_pairs
+
+    def spy(*args):
+        pairs, targets = original(*args)
+        seen.append(len(pairs))
+        return pairs, targets
+
+    long_examples = [Example(nlp.make_doc(text), nlp.make_doc(text)) for text in texts]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relation_extractor, "sample_pairs", spy)
+        nlp.update(long_examples, losses={})
+    assert seen and seen[0] <= 3 * 12

@@ -1,4 +1,4 @@
-"""`bioner_relations`: joint entity and relation extraction (SpERT.MT, seeds/002).
+"""`bioner_relations`: joint entity and relation extraction (SpERT.MT, Lu & Xue 2024).
 
 Every span of up to ``max_span_length`` tokens is scored for each entity type; ordered
 pairs of entities are scored for each relation type (model:
@@ -7,13 +7,17 @@ multi-task loss: a binary identification head (the entity one with the IoU-scale
 cross-entropy of Eq. 13) plus a pairwise ranking loss on the class scores (Eq. 6-9),
 ``alpha * identification + beta * ranking`` per stage, summed over the stages (Eq. 17).
 At most ``negative_entities`` negative spans and ``negative_relations`` negative pairs
-per doc are trained on. Prediction uses only the class scores (Eq. 18): the best class
-if its score reaches ``threshold``, else none.
+per doc are trained on. Prediction names the best class by its score and keeps the
+span or pair by ``decision``: its score reaches ``threshold`` (``"score"``, Eq. 18, the
+paper) or its identification probability reaches 0.5 (``"identification"``). The
+relation stage pairs at most ``max_entities`` entities per doc, and few enough that
+their ordered pairs fit in ``max_pairs``: the most confident ones (as SpERT bounds its
+pairs), so an untrained or collapsed entity stage cannot make the pair stage explode.
 
-Relation candidates in training are the ordered pairs of the gold entities plus, with
-``train_on_predicted``, the entities the entity stage currently predicts (so the
-relation stage also learns from the spurious entities it will see at inference); at
-inference, the predicted entities. With ``use_ents_from`` (a span group key or "ents")
+Relation candidates in training are the ordered pairs of the gold entities (as in the
+paper and SpERT) plus, with ``train_on_predicted`` (off by default), the entities the
+entity stage currently predicts (so the relation stage also learns from the spurious
+entities it will see at inference); at inference, the predicted entities. With ``use_ents_from`` (a span group key or "ents")
 the relation stage pairs the entities another component wrote instead (in training,
 gold entities plus those, when the upstream component annotates during training).
 
@@ -39,7 +43,7 @@ and ``min(negative_relations, other ordered pairs of gold entities)`` (the pairs
 predicted entities that ``train_on_predicted`` adds are not known before training).
 """
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -47,12 +51,12 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.types import Ragged
 
 from ..annotations import write_entities
-from ..layers.relation_model import RelationOutput
-from ..layers.spans import count_spans, enumerate_spans
-from ..losses import binary_cross_entropy, iou_scaled_bce, max_iou, pairwise_ranking_loss, softmax, weighted_cross_entropy
+from ..layers.relation_model import PairScores, RelationGradients, SpanScores
+from ..layers.spans import count_spans
+from ..losses import binary_cross_entropy, iou_scaled_bce, pairwise_ranking_loss, sigmoid, softmax, weighted_cross_entropy
+from ..relation_sampling import Gold, SpanBatch, all_pairs, entity_targets, kept_entities, sample_pairs, span_batch
 from ..relations import relation_rows, set_relations
 from ..scoring import make_relation_scorer
 from .base import EntityPipe
@@ -77,36 +81,40 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL)["model"]
 NEGATIVE_ENTITY = "Neg_Span"
 NEGATIVE_RELATION = "Neg_Relation"
 STAGES = ("entities", "relations")
+DECISIONS = ("score", "identification")
+# The component's settings and their defaults (the factory's config); the component
+# keeps them in its cfg, beside its labels and the class counts and weights.
+SETTINGS: Dict[str, Any] = {
+    "max_span_length": 10,
+    "negative_entities": 120,
+    "negative_relations": 120,
+    "max_entities": 100,
+    "max_pairs": 1000,
+    "threshold": 0.85,
+    "decision": "score",
+    "multitask": True,
+    "iou_scaling": True,
+    "delta": 0.25,
+    "margin_positive": 2.5,
+    "margin_negative": 0.5,
+    "gamma": 2.0,
+    "alpha": 1.0,
+    "beta": 1.0,
+    "scheme": "none",
+    "ens_beta": 0.9,
+    "weight_strength": 1.0,
+    "train_on_predicted": False,
+    "use_ents_from": None,
+    "spans_key": None,
+    "set_ents": False,
+}
+POSITIVE_INTEGERS = ("max_span_length", "negative_entities", "negative_relations", "max_entities", "max_pairs")
 
 
 @Language.factory(
     "bioner_relations",
     assigns=["doc.spans", "doc.ents", "doc._.relations"],
-    default_config={
-        "model": DEFAULT_MODEL,
-        "max_span_length": 10,
-        "negative_entities": 120,
-        "negative_relations": 120,
-        "max_entities": 100,
-        "threshold": 0.85,
-        "multitask": True,
-        "iou_scaling": True,
-        "delta": 0.25,
-        "margin_positive": 2.5,
-        "margin_negative": 0.5,
-        "gamma": 2.0,
-        "alpha": 1.0,
-        "beta": 1.0,
-        "scheme": "none",
-        "ens_beta": 0.9,
-        "weight_strength": 1.0,
-        "class_weights": None,
-        "train_on_predicted": True,
-        "use_ents_from": None,
-        "spans_key": None,
-        "set_ents": False,
-        "scorer": None,
-    },
+    default_config={"model": DEFAULT_MODEL, **SETTINGS, "class_weights": None, "scorer": None},
     default_score_weights={
         "rel_strict_micro_f": 0.5,
         "spans_bioner_relations_f": 0.5,
@@ -129,7 +137,9 @@ def make_relation_extractor(
     negative_entities: int,
     negative_relations: int,
     max_entities: int,
+    max_pairs: int,
     threshold: float,
+    decision: str,
     multitask: bool,
     iou_scaling: bool,
     delta: float,
@@ -154,29 +164,35 @@ def make_relation_extractor(
         max_width).
     negative_entities, negative_relations: negative spans / pairs sampled per doc in
         training (paper: 120 each).
-    max_entities: pair at most this many predicted entities per doc, the best-scoring
-        (not in the paper; bounds the pairs of an untrained model, which may accept
-        thousands of spans; a sentence has far fewer entities).
-    threshold: theta of Eq. 18 (paper: 0.85): a span or pair gets its best class when
-        that class score reaches it.
+    max_entities, max_pairs: pair at most this many predicted entities per doc, and
+        at most max_pairs ordered pairs: the most confident entities (not in the paper;
+        an untrained or collapsed model may accept every span, and 100 entities make
+        9,900 pairs; SpERT bounds its pairs the same way).
+    threshold: theta of Eq. 18 (paper: 0.85), used by decision = "score".
+    decision: how a span or pair is kept (multitask only; the best class score always
+        names its type). "score": its best class score reaches threshold (Eq. 18, the
+        paper). "identification": its identification head's probability reaches 0.5.
     multitask: false is the SpERT ablation: one softmax with a "none" class and
-        cross-entropy, argmax prediction (threshold, the identification heads, delta and
-        the margins are then unused).
+        cross-entropy, argmax prediction (threshold, decision, the identification
+        heads, delta and the margins are then unused).
     iou_scaling: the IoU-scaled identification loss of Eq. 13 for entities (paper);
         false: plain binary cross-entropy (Eq. 4).
     delta: balance of Eq. 13 (paper: 0.25).
     margin_positive, margin_negative, gamma: m+, m-, gamma of the ranking loss (paper:
         2.5, 0.5, 2).
-    alpha, beta: weights of the identification and ranking losses (Eq. 10; paper: 1, 1).
+    alpha, beta: weights of the identification and ranking losses (Eq. 10, with the
+        paper's names; paper: 1, 1).
     scheme, ens_beta, weight_strength: class weights of the classification losses
         (spacy_bioner.weights: none, welt, ins, isns, ens; "none" is the paper), from
-        each stage's training counts in initialize(); ens_beta is the ENS beta (here
-        `beta` is the ranking-loss weight). See the module docstring.
+        each stage's training counts in initialize(); ens_beta is the ENS beta, called
+        `beta` in the other components (here `beta` is Eq. 10's). See the module
+        docstring.
     class_weights: explicit weights, {"entities": {"Neg_Span": w, TYPE: w, ...},
         "relations": {"Neg_Relation": w, TYPE: w, ...}}, every class of a stage named;
         a stage given here does not use the scheme.
     train_on_predicted: also train the relation stage on pairs of the entities the
-        entity stage predicts for the batch (false: gold entities only, as the paper).
+        entity stage predicts for the batch (default false: gold entities only, as the
+        paper and SpERT).
     use_ents_from: pair the entities of this span group (or "ents") of the doc, written
         by an earlier component, instead of this component's own entity predictions.
     spans_key: span group of the predicted and gold entities (default: the name).
@@ -187,11 +203,15 @@ def make_relation_extractor(
         nlp.vocab,
         model,
         name,
+        class_weights=class_weights,
+        scorer=scorer,
         max_span_length=max_span_length,
         negative_entities=negative_entities,
         negative_relations=negative_relations,
         max_entities=max_entities,
+        max_pairs=max_pairs,
         threshold=threshold,
+        decision=decision,
         multitask=multitask,
         iou_scaling=iou_scaling,
         delta=delta,
@@ -203,36 +223,11 @@ def make_relation_extractor(
         scheme=scheme,
         ens_beta=ens_beta,
         weight_strength=weight_strength,
-        class_weights=class_weights,
         train_on_predicted=train_on_predicted,
         use_ents_from=use_ents_from,
         spans_key=spans_key,
         set_ents=set_ents,
-        scorer=scorer,
     )
-
-
-class Gold(NamedTuple):
-    """Gold annotation of one doc aligned to its predicted tokens: entity boundaries
-    (n, 2) and entity type ids, and relation type ids by (head start, head end, tail
-    start, tail end)."""
-
-    entities: numpy.ndarray
-    entity_classes: numpy.ndarray
-    relations: Dict[Tuple[int, int, int, int], int]
-
-
-class Batch(NamedTuple):
-    """The spans of a batch: each doc's candidates, then its extra spans (gold or
-    upstream entities, relation arguments only). `arguments[d]` are the indices of
-    doc d's extra spans in the concatenated batch; `extra_labels[d]` their labels."""
-
-    spans: Ragged
-    data: numpy.ndarray
-    offsets: numpy.ndarray
-    n_candidates: numpy.ndarray
-    arguments: List[numpy.ndarray]
-    extra_labels: List[List[str]]
 
 
 class RelationExtractor(EntityPipe):
@@ -247,40 +242,25 @@ class RelationExtractor(EntityPipe):
         model: Model,
         name: str = "bioner_relations",
         *,
-        max_span_length: int = 10,
-        negative_entities: int = 120,
-        negative_relations: int = 120,
-        max_entities: int = 100,
-        threshold: float = 0.85,
-        multitask: bool = True,
-        iou_scaling: bool = True,
-        delta: float = 0.25,
-        margin_positive: float = 2.5,
-        margin_negative: float = 0.5,
-        gamma: float = 2.0,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        scheme: str = "none",
-        ens_beta: float = 0.9,
-        weight_strength: float = 1.0,
         class_weights: Optional[Dict[str, Dict[str, float]]] = None,
-        train_on_predicted: bool = True,
-        use_ents_from: Optional[str] = None,
-        spans_key: Optional[str] = None,
-        set_ents: bool = False,
         scorer: Optional[Callable] = None,
+        **settings: Any,
     ) -> None:
-        for setting, value in (
-            ("max_span_length", max_span_length),
-            ("negative_entities", negative_entities),
-            ("negative_relations", negative_relations),
-            ("max_entities", max_entities),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"[{name}] {setting} must be a positive integer; got {value!r}")
-        if not 0.0 <= delta <= 1.0:
-            raise ValueError(f"[{name}] delta must be in [0, 1]; got {delta!r}")
-        check_scheme(name, scheme)
+        """`settings`: any of SETTINGS (see the factory); the others keep their defaults."""
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"[{name}] unknown settings {unknown}; known: {sorted(SETTINGS)}")
+        cfg = {**SETTINGS, **settings}
+        for setting in POSITIVE_INTEGERS:
+            if not isinstance(cfg[setting], int) or cfg[setting] < 1:
+                raise ValueError(f"[{name}] {setting} must be a positive integer; got {cfg[setting]!r}")
+        if cfg["max_pairs"] < 2:
+            raise ValueError(f"[{name}] max_pairs must be at least 2 (one pair each way); got {cfg['max_pairs']!r}")
+        if not 0.0 <= cfg["delta"] <= 1.0:
+            raise ValueError(f"[{name}] delta must be in [0, 1]; got {cfg['delta']!r}")
+        if cfg["decision"] not in DECISIONS:
+            raise ValueError(f"[{name}] unknown setting decision = {cfg['decision']!r}; valid: {', '.join(DECISIONS)}")
+        check_scheme(name, cfg["scheme"])
         if class_weights is not None and not set(class_weights) <= set(STAGES):
             raise ValueError(
                 f"[{name}] class_weights must map 'entities' and/or 'relations' to a weight per class; "
@@ -293,28 +273,9 @@ class RelationExtractor(EntityPipe):
         self.cfg: Dict[str, Any] = {
             "labels": [],
             "relation_labels": [],
-            "max_span_length": max_span_length,
-            "negative_entities": negative_entities,
-            "negative_relations": negative_relations,
-            "max_entities": max_entities,
-            "threshold": threshold,
-            "multitask": multitask,
-            "iou_scaling": iou_scaling,
-            "delta": delta,
-            "margin_positive": margin_positive,
-            "margin_negative": margin_negative,
-            "gamma": gamma,
-            "alpha": alpha,
-            "beta": beta,
-            "scheme": scheme,
-            "ens_beta": ens_beta,
-            "weight_strength": weight_strength,
+            **cfg,
             "class_weights": {},
             "class_counts": {},
-            "train_on_predicted": train_on_predicted,
-            "use_ents_from": use_ents_from,
-            "spans_key": spans_key,
-            "set_ents": set_ents,
         }
         self.custom_scorer = scorer
 
@@ -390,7 +351,7 @@ class RelationExtractor(EntityPipe):
         for ref, size in self.output_sizes().items():
             self.model.get_ref(ref).set_dim("nO", size)
         docs = [eg.predicted for eg in islice(get_examples(), 10)]
-        self.model.initialize(X=(docs, self._batch(docs, [[] for _ in docs]).spans, _no_pairs))
+        self.model.initialize(X=(docs, self._batch(docs, [[] for _ in docs]).spans))
 
     def _count_classes(self, examples: Iterable[Example]) -> Dict[str, Dict[str, int]]:
         """Training instances per class of each stage (see the module docstring)."""
@@ -477,59 +438,25 @@ class RelationExtractor(EntityPipe):
             return []
         return list(doc.spans[key])
 
-    def _batch(self, docs: Sequence[Doc], extras: Sequence[Sequence[Tuple[int, int, str]]]) -> Batch:
-        """Each doc's candidate spans followed by its `extras` (start, end, label)."""
-        ops = self.model.ops
-        candidates = enumerate_spans([len(doc) for doc in docs], self.cfg["max_span_length"], ops)
-        n_candidates = ops.to_numpy(candidates.lengths).astype("int64")
-        pieces = numpy.split(ops.to_numpy(candidates.dataXd).reshape((-1, 2)), numpy.cumsum(n_candidates)[:-1])
-        data, lengths, arguments, offset = [], [], [], 0
-        for piece, extra in zip(pieces, extras):
-            extra_data = numpy.asarray([(start, end) for start, end, _ in extra], dtype="int32").reshape((-1, 2))
-            data += [piece, extra_data]
-            lengths.append(len(piece) + len(extra_data))
-            arguments.append(offset + len(piece) + numpy.arange(len(extra_data)))
-            offset += lengths[-1]
-        lengths = numpy.asarray(lengths, dtype="int64")
-        data = numpy.concatenate(data).astype("int32") if data else numpy.zeros((0, 2), dtype="int32")
-        spans = Ragged(ops.asarray2i(data), ops.asarray1i(lengths.astype("int32")))
-        labels = [[label for _, _, label in extra] for extra in extras]
-        return Batch(spans, data, numpy.cumsum(lengths) - lengths, n_candidates, arguments, labels)
+    def _batch(self, docs: Sequence[Doc], extras: Sequence[Sequence[Tuple[int, int, str]]]) -> SpanBatch:
+        return span_batch([len(doc) for doc in docs], extras, self.cfg["max_span_length"], self.model.ops)
 
-    def _decide(self, scores: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Eq. 18: best class (label index), its score, and whether the row is kept.
-        Without multitask: softmax over "none" + classes, kept when a class beats none."""
-        if not len(scores) or scores.shape[1] == 0:
-            empty = numpy.zeros((len(scores),))
-            return empty.astype("int64"), empty.astype("f"), empty.astype(bool)
-        if self.cfg["multitask"]:
-            best = scores.argmax(axis=1)
-            confidence = scores[numpy.arange(len(scores)), best]
-            return best, confidence, confidence >= self.cfg["threshold"]
-        probs = softmax(numpy, scores)
-        best = probs[:, 1:].argmax(axis=1)
-        confidence = probs[numpy.arange(len(probs)), best + 1]
-        return best, confidence, confidence > probs[:, 0]
+    def _rng(self) -> numpy.random.Generator:
+        """A generator for one update's sampling, drawn from numpy's global RNG (which
+        spaCy seeds), so training is reproducible."""
+        return numpy.random.default_rng(numpy.random.randint(2**31))
 
-    def _entity_rows(self, batch: Batch, scores: numpy.ndarray) -> List[numpy.ndarray]:
-        """Per doc, the batch rows of the candidates predicted as entities (at most
-        max_entities, the best-scoring ones)."""
-        _, confidence, keep = self._decide(scores)
-        rows = []
-        for start, n in zip(batch.offsets.tolist(), batch.n_candidates.tolist()):
-            kept = start + numpy.flatnonzero(keep[start : start + n])
-            rows.append(kept[numpy.argsort(-confidence[kept], kind="stable")[: self.cfg["max_entities"]]])
-        return rows
+    def _decide(self, scores, identification) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """The type (label index), confidence and keep decision of each row of class
+        `scores` (numpy); see the factory's `decision`."""
+        return decide(scores, identification, self.cfg["multitask"], self.cfg["decision"], self.cfg["threshold"])
 
-    def _pairs(self, batch: Batch, rows: Sequence[numpy.ndarray]) -> List[numpy.ndarray]:
-        """Per doc, every ordered pair of distinct entity spans among `rows`."""
-        pairs = []
-        for doc_rows in rows:
-            doc_rows = _unique_spans(batch, doc_rows)
-            head, tail = numpy.meshgrid(doc_rows, doc_rows, indexing="ij")
-            distinct = head != tail
-            pairs.append(numpy.stack([head[distinct], tail[distinct]], axis=1).reshape((-1, 2)))
-        return pairs
+    def _entity_rows(self, batch: SpanBatch, scored: SpanScores) -> List[numpy.ndarray]:
+        """Per doc, the batch rows of the candidates predicted as entities, bounded by
+        max_entities and max_pairs."""
+        to_numpy = self.model.ops.to_numpy
+        _, confidence, keep = self._decide(to_numpy(scored.entity_scores), to_numpy(scored.entity_identification))
+        return kept_entities(batch, confidence, keep, self.cfg["max_entities"], self.cfg["max_pairs"])
 
     def update(
         self,
@@ -557,91 +484,33 @@ class RelationExtractor(EntityPipe):
         batch = self._batch(docs, extras)
         if not len(batch.data):
             return losses
-        entity_targets, entity_mask, eniou = self._entity_targets(batch, golds)
-        relation_targets: List[numpy.ndarray] = []
-
-        def select_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
-            rows = list(batch.arguments)
-            if self.cfg["train_on_predicted"] and self.cfg["use_ents_from"] is None:
-                rows = [numpy.concatenate([a, p]) for a, p in zip(rows, self._entity_rows(batch, entity_scores))]
-            pairs, targets = self._sample_pairs(batch, golds, rows)
-            relation_targets.append(targets)
-            return pairs
-
-        set_dropout_rate(self.model, drop)
-        output, backprop = self.model.begin_update((docs, batch.spans, select_pairs))
-        loss_e, d_entity, d_entity_id = self._stage_loss(
-            "entities", output.entity_scores, output.entity_identification, entity_targets, entity_mask, eniou
+        rng = self._rng()
+        cfg = self.cfg
+        entity_targets_, entity_mask, eniou = entity_targets(
+            batch, golds, cfg["max_span_length"], cfg["negative_entities"], rng
         )
-        targets = relation_targets[0]
+        set_dropout_rate(self.model, drop)
+        scored, backprop = self.model.begin_update((docs, batch.spans))
+        rows = list(batch.arguments)
+        if cfg["train_on_predicted"] and cfg["use_ents_from"] is None:
+            rows = [numpy.concatenate([a, p]) for a, p in zip(rows, self._entity_rows(batch, scored))]
+        pairs, relation_targets = sample_pairs(batch.data, golds, rows, cfg["negative_relations"], rng)
+        pair_scores = scored.score_pairs(pairs)
+        loss_e, d_entity, d_entity_id = self._stage_loss(
+            "entities", scored.entity_scores, scored.entity_identification, entity_targets_, entity_mask, eniou
+        )
         loss_r, d_relation, d_relation_id = self._stage_loss(
             "relations",
-            output.relation_scores,
-            output.relation_identification,
-            targets,
-            numpy.ones(targets.shape, dtype=bool),
+            pair_scores.relation_scores,
+            pair_scores.relation_identification,
+            relation_targets,
+            numpy.ones(relation_targets.shape, dtype=bool),
         )
-        backprop(RelationOutput(d_entity, d_entity_id, output.pairs, d_relation, d_relation_id))
+        backprop(RelationGradients(d_entity, d_entity_id, d_relation, d_relation_id))
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss_e + loss_r
         return losses
-
-    def _entity_targets(
-        self, batch: Batch, golds: Sequence[Gold]
-    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Per span: the gold type (-1 = none), whether it is trained on (candidates
-        only: every positive and up to negative_entities sampled negatives per doc), and
-        its ENIoU with the doc's gold entities."""
-        n = len(batch.data)
-        targets = numpy.full((n,), -1, dtype="int64")
-        mask = numpy.zeros((n,), dtype=bool)
-        eniou = numpy.zeros((n,), dtype="f")
-        max_length = self.cfg["max_span_length"]
-        for start, n_cand, gold in zip(batch.offsets.tolist(), batch.n_candidates.tolist(), golds):
-            rows = slice(start, start + n_cand)
-            eniou[rows] = max_iou(batch.data[rows], gold.entities)
-            if len(gold.entities):
-                # the enumeration order gives each (start, end) its row directly
-                doc_length = int(batch.data[rows][:, 1].max()) if n_cand else 0
-                per_start = numpy.minimum(doc_length - numpy.arange(doc_length), max_length)
-                first = numpy.cumsum(per_start) - per_start
-                widths = gold.entities[:, 1] - gold.entities[:, 0]
-                fits = widths <= max_length
-                positions = first[gold.entities[fits, 0]] + widths[fits] - 1
-                targets[start + positions] = gold.entity_classes[fits]
-            negatives = start + numpy.flatnonzero(targets[rows] < 0)
-            mask[rows] = targets[rows] >= 0
-            mask[_sample(negatives, self.cfg["negative_entities"])] = True
-        return targets, mask, eniou
-
-    def _sample_pairs(
-        self, batch: Batch, golds: Sequence[Gold], rows: Sequence[numpy.ndarray]
-    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """Training pairs of each doc's entity `rows`: every gold relation and up to
-        negative_relations other ordered pairs, drawn without enumerating all pairs; with
-        their relation type ids (-1 = none)."""
-        empty = numpy.zeros((0,), dtype="int64")
-        heads, tails, targets = [empty], [empty], [empty]
-        for doc_rows, gold in zip(rows, golds):
-            doc_rows = _unique_spans(batch, doc_rows)
-            index = {tuple(span): i for i, span in enumerate(batch.data[doc_rows].tolist())}
-            n = len(doc_rows)
-            positives = numpy.asarray(
-                [(index[key[:2]], index[key[2:]], label) for key, label in gold.relations.items()], dtype="int64"
-            ).reshape((-1, 3))
-            n_pairs = n * (n - 1)
-            draw = min(n_pairs, self.cfg["negative_relations"] + len(positives))
-            codes = numpy.random.default_rng(numpy.random.randint(2**31)).choice(n_pairs, draw, replace=False)
-            head, tail = codes // max(n - 1, 1), codes % max(n - 1, 1)
-            tail += tail >= head
-            negative = ~numpy.isin(head * n + tail, positives[:, 0] * n + positives[:, 1])
-            head, tail = head[negative][: self.cfg["negative_relations"]], tail[negative][: self.cfg["negative_relations"]]
-            heads.append(doc_rows[numpy.concatenate([positives[:, 0], head])])
-            tails.append(doc_rows[numpy.concatenate([positives[:, 1], tail])])
-            targets.append(numpy.concatenate([positives[:, 2], numpy.full(head.shape, -1, dtype="int64")]))
-        pairs = numpy.stack([numpy.concatenate(heads), numpy.concatenate(tails)], axis=1)
-        return pairs, numpy.concatenate(targets)
 
     def _stage_loss(self, stage: str, scores, identification, targets, mask, eniou=None) -> Tuple[float, Any, Any]:
         """Loss of one stage ("entities" or "relations") on the rows where `mask` is
@@ -669,27 +538,29 @@ class RelationExtractor(EntityPipe):
         d_identification[:, 0] = d_logits * cfg["alpha"]
         return cfg["alpha"] * bce + cfg["beta"] * rank, d_scores * cfg["beta"], d_identification
 
-    def predict(self, docs: Iterable[Doc]) -> Tuple[Batch, RelationOutput]:
-        """The spans of the docs, and the entity and relation scores."""
+    def predict(self, docs: Iterable[Doc]) -> Tuple[SpanBatch, SpanScores, PairScores]:
+        """The spans of the docs, their entity scores, and the scores of the pairs of
+        predicted (or upstream) entities."""
         docs = list(docs)
         extras = [
             [(span.start, span.end, span.label_) for span in self._upstream_entities(doc, required=True)]
             for doc in docs
         ]
         batch = self._batch(docs, extras)
+        scored = self.model.predict((docs, batch.spans))
+        rows = batch.arguments if self.cfg["use_ents_from"] else self._entity_rows(batch, scored)
+        return batch, scored, scored.score_pairs(all_pairs(batch.data, rows))
 
-        def select_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
-            rows = batch.arguments if self.cfg["use_ents_from"] else self._entity_rows(batch, entity_scores)
-            return numpy.concatenate([numpy.zeros((0, 2), dtype="int64"), *self._pairs(batch, rows)])
-
-        return batch, self.model.predict((docs, batch.spans, select_pairs))
-
-    def set_annotations(self, docs: Iterable[Doc], batch_output: Tuple[Batch, RelationOutput]) -> None:
-        batch, output = batch_output
+    def set_annotations(self, docs: Iterable[Doc], outputs: Tuple[SpanBatch, SpanScores, PairScores]) -> None:
+        batch, scored, pair_scores = outputs
         to_numpy = self.model.ops.to_numpy
-        entity_classes, entity_scores, keep = self._decide(to_numpy(output.entity_scores))
-        relation_classes, relation_scores, keep_relation = self._decide(to_numpy(output.relation_scores))
-        pairs = to_numpy(output.pairs).reshape((-1, 2))
+        entity_classes, entity_scores, keep = self._decide(
+            to_numpy(scored.entity_scores), to_numpy(scored.entity_identification)
+        )
+        relation_classes, relation_scores, keep_relation = self._decide(
+            to_numpy(pair_scores.relation_scores), to_numpy(pair_scores.relation_identification)
+        )
+        pairs = to_numpy(pair_scores.pairs).reshape((-1, 2))
         pair_docs = numpy.searchsorted(batch.offsets, pairs[:, 0], side="right") - 1
         for d, doc in enumerate(docs):
             start = int(batch.offsets[d])
@@ -707,7 +578,7 @@ class RelationExtractor(EntityPipe):
             ]
             set_relations(doc, relations)
 
-    def _span(self, doc: Doc, batch: Batch, row: int, entity_classes: numpy.ndarray) -> Span:
+    def _span(self, doc: Doc, batch: SpanBatch, row: int, entity_classes: numpy.ndarray) -> Span:
         """The Span of a batch row, labelled with its predicted type (a candidate) or
         the type it came with (an extra span)."""
         start, end = batch.data[row].tolist()
@@ -717,20 +588,30 @@ class RelationExtractor(EntityPipe):
         return Span(doc, start, end, label=label)
 
 
-def _unique_spans(batch: Batch, rows: numpy.ndarray) -> numpy.ndarray:
-    """`rows` with spans of the same boundaries kept once (the first), in order."""
-    if not len(rows):
-        return rows.astype("int64")
-    _, first = numpy.unique(batch.data[rows], axis=0, return_index=True)
-    return rows[numpy.sort(first)].astype("int64")
+def decide(
+    scores: numpy.ndarray, identification: numpy.ndarray, multitask: bool, decision: str, threshold: float
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Per row of class `scores`: the best class (label index), its confidence, and
+    whether the row is kept.
 
-
-def _sample(rows: numpy.ndarray, limit: int) -> numpy.ndarray:
-    """At most `limit` of `rows`, at random (numpy's global RNG, which spaCy seeds)."""
-    if len(rows) <= limit:
-        return rows
-    return numpy.random.choice(rows, limit, replace=False)
-
-
-def _no_pairs(entity_scores: numpy.ndarray) -> numpy.ndarray:
-    return numpy.zeros((0, 2), dtype="int32")
+    With multitask, the best class score names the type; the row is kept when that
+    score reaches `threshold` (decision "score", Eq. 18; the confidence is the score)
+    or when the identification probability sigmoid(logit) reaches 0.5 (decision
+    "identification"; the confidence is that probability). Without multitask: a
+    softmax over "none" + the classes (column 0 is "none"); kept when a class beats
+    none, the confidence is its probability."""
+    if not len(scores) or scores.shape[1] == 0:
+        empty = numpy.zeros((len(scores),))
+        return empty.astype("int64"), empty.astype("f"), empty.astype(bool)
+    rows = numpy.arange(len(scores))
+    if multitask:
+        best = scores.argmax(axis=1)
+        if decision == "identification":
+            probability = sigmoid(numpy, identification[:, 0])
+            return best, probability, probability >= 0.5
+        confidence = scores[rows, best]
+        return best, confidence, confidence >= threshold
+    probs = softmax(numpy, scores)
+    best = probs[:, 1:].argmax(axis=1)
+    confidence = probs[rows, best + 1]
+    return best, confidence, confidence > probs[:, 0]

@@ -1,5 +1,5 @@
 """The `spacy_bioner.RelationExtractor.v1` architecture: SpERT.MT's joint entity and
-relation model (seeds/002 section 3) in Thinc.
+relation model (Lu & Xue 2024, section 3) in Thinc.
 
 Entity stage (Eq. 1-3): a span is ``c(s) = maxpool(tokens) ∘ width embedding`` (the
 shared :func:`~spacy_bioner.layers.spans.SpanRepresentation`) and is classified from
@@ -13,10 +13,10 @@ p(s2)`` with ``v`` the max-pool over the tokens between the spans (zeros when th
 adjacent or overlap) and ``p`` the entity class scores (left out with
 ``entity_logits = false``); again a class head and an identification head.
 
-Which pairs the relation stage sees depends on the entity stage's scores, so the input
-carries a ``select_pairs`` callable: it gets the entity scores (numpy) and returns the
-pairs as an ``(n_pairs, 2)`` int array of indices into the batch's spans (all docs'
-spans concatenated in order).
+The model runs in two steps, driven by the component: the forward pass scores the
+spans and returns, with the entity scores, a ``score_pairs`` function; the component
+chooses the pairs from those scores (or from the gold entities in training) and calls
+``score_pairs`` once. The backward pass takes the gradients of both stages together.
 """
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
@@ -28,17 +28,33 @@ from thinc.types import Floats2d, Ints2d, Ragged
 
 from .spans import SpanRepresentation, _scatter_rows, backprop_range_max, range_max, token_bounds
 
-PairSelector = Callable[[numpy.ndarray], numpy.ndarray]
-RelationInput = Tuple[List[Doc], Ragged, PairSelector]
+RelationInput = Tuple[List[Doc], Ragged]
 
 
-class RelationOutput(NamedTuple):
-    """Scores of the spans and of the selected pairs; the identification logits are
-    (n, 1) arrays used only by the training losses."""
+class PairScores(NamedTuple):
+    """The scored ordered pairs, (n, 2) rows of the batch's spans, their class scores
+    and (n, 1) identification logits."""
+
+    pairs: Ints2d
+    relation_scores: Floats2d
+    relation_identification: Floats2d
+
+
+class SpanScores(NamedTuple):
+    """The class scores and (n, 1) identification logits of the batch's spans, and
+    `score_pairs(pairs)`, which scores ordered pairs of those spans (call it at most
+    once; the pairs' gradients then flow back with the spans')."""
 
     entity_scores: Floats2d
     entity_identification: Floats2d
-    pairs: Ints2d
+    score_pairs: Callable[[numpy.ndarray], PairScores]
+
+
+class RelationGradients(NamedTuple):
+    """Gradients of the loss w.r.t. the scores of SpanScores and PairScores."""
+
+    entity_scores: Floats2d
+    entity_identification: Floats2d
     relation_scores: Floats2d
     relation_identification: Floats2d
 
@@ -52,7 +68,7 @@ def build_relation_model(
     dropout: float = 0.1,
     n_entity_classes: Optional[int] = None,
     n_relation_classes: Optional[int] = None,
-) -> Model[RelationInput, RelationOutput]:
+) -> Model[RelationInput, SpanScores]:
     """SpERT.MT's entity and relation heads on any tok2vec (CNN or transformer listener).
 
     width_size, max_width: width embedding size (paper: 25) and the widest span with its
@@ -107,8 +123,8 @@ def _init(model: Model, X: Optional[RelationInput] = None, Y=None) -> None:
         model.get_ref(name).initialize()
 
 
-def _forward(model: Model, inputs: RelationInput, is_train: bool) -> Tuple[RelationOutput, Callable]:
-    docs, spans, select_pairs = inputs
+def _forward(model: Model, inputs: RelationInput, is_train: bool) -> Tuple[SpanScores, Callable]:
+    docs, spans = inputs
     ops = model.ops
     xp = ops.xp
     tok2vec, span_layer, span_dropout, pair_dropout = model.layers[:4]
@@ -125,36 +141,58 @@ def _forward(model: Model, inputs: RelationInput, is_train: bool) -> Tuple[Relat
     x, backprop_x_dropout = span_dropout(xp.hstack([c, ctx[span_docs]]), is_train)
     entity_scores, backprop_entity_scores = entity_classes(x, is_train)
     entity_id, backprop_entity_id = entity_identification(x, is_train)
-    # r(s1, s2) for the selected ordered pairs
-    pairs = ops.asarray2i(numpy.asarray(select_pairs(ops.to_numpy(entity_scores)), dtype="int32").reshape((-1, 2)))
-    head, tail = pairs[:, 0], pairs[:, 1]
-    starts, ends = token_bounds(ops, doc_lengths, spans)
-    between_start = xp.minimum(ends[head], ends[tail])
-    between_end = xp.maximum(between_start, xp.maximum(starts[head], starts[tail]))
-    v, v_which = range_max(ops, X, between_start, between_end)
-    parts = [c[head], v, c[tail]]
-    if model.attrs["entity_logits"]:
-        parts += [entity_scores[head], entity_scores[tail]]
-    r, backprop_r_dropout = pair_dropout(xp.hstack(parts) if len(parts[0]) else _empty_pairs(model), is_train)
-    relation_scores, backprop_relation_scores = relation_classes(r, is_train)
-    relation_id, backprop_relation_id = relation_identification(r, is_train)
-    output = RelationOutput(entity_scores, entity_id, pairs, relation_scores, relation_id)
+    # r(s1, s2) of the ordered pairs the component chooses; `scored` keeps what the
+    # backward pass needs
+    scored = {}
 
-    def backprop(d_output: RelationOutput) -> RelationInput:
+    def score_pairs(pair_rows: numpy.ndarray) -> PairScores:
+        if scored:
+            raise ValueError("score_pairs scores one set of pairs per forward pass")
+        pairs = ops.asarray2i(numpy.asarray(pair_rows, dtype="int32").reshape((-1, 2)))
+        head, tail = pairs[:, 0], pairs[:, 1]
+        starts, ends = token_bounds(ops, doc_lengths, spans)
+        between_start = xp.minimum(ends[head], ends[tail])
+        between_end = xp.maximum(between_start, xp.maximum(starts[head], starts[tail]))
+        v, v_which = range_max(ops, X, between_start, between_end)
+        parts = [c[head], v, c[tail]]
+        if model.attrs["entity_logits"]:
+            parts += [entity_scores[head], entity_scores[tail]]
+        r, backprop_r_dropout = pair_dropout(xp.hstack(parts) if len(parts[0]) else _empty_pairs(model), is_train)
+        relation_scores, backprop_relation_scores = relation_classes(r, is_train)
+        relation_id, backprop_relation_id = relation_identification(r, is_train)
+        scored.update(
+            head=head,
+            tail=tail,
+            v_which=v_which,
+            backprop=(backprop_r_dropout, backprop_relation_scores, backprop_relation_id),
+        )
+        return PairScores(pairs, relation_scores, relation_id)
+
+    def backprop_pairs(d_output: RelationGradients, dc: Floats2d, d_entity_scores: Floats2d) -> Floats2d:
+        """Add the pair stage's gradients to dc and d_entity_scores; return dX's part."""
+        if not scored:
+            return ops.alloc2f(n_tokens, width)
+        head, tail = scored["head"], scored["tail"]
+        backprop_r_dropout, backprop_relation_scores, backprop_relation_id = scored["backprop"]
         c_width, n_entity = c.shape[1], entity_scores.shape[1]
         dr = backprop_r_dropout(
             backprop_relation_scores(d_output.relation_scores) + backprop_relation_id(d_output.relation_identification)
         )
-        dc = ops.alloc2f(*c.shape)
-        d_entity_scores = d_output.entity_scores.copy()
         _scatter_rows(ops, dc, head, dr[:, :c_width])
-        dX = backprop_range_max(ops, dr[:, c_width : c_width + width], v_which, n_tokens)
+        dX = backprop_range_max(ops, dr[:, c_width : c_width + width], scored["v_which"], n_tokens)
         column = c_width + width
         _scatter_rows(ops, dc, tail, dr[:, column : column + c_width])
         if model.attrs["entity_logits"]:
             column += c_width
             _scatter_rows(ops, d_entity_scores, head, dr[:, column : column + n_entity])
             _scatter_rows(ops, d_entity_scores, tail, dr[:, column + n_entity :])
+        return dX
+
+    def backprop(d_output: RelationGradients) -> RelationInput:
+        c_width = c.shape[1]
+        dc = ops.alloc2f(*c.shape)
+        d_entity_scores = d_output.entity_scores.copy()
+        dX = backprop_pairs(d_output, dc, d_entity_scores)
         dx = backprop_x_dropout(
             backprop_entity_scores(d_entity_scores) + backprop_entity_id(d_output.entity_identification)
         )
@@ -166,7 +204,7 @@ def _forward(model: Model, inputs: RelationInput, is_train: bool) -> Tuple[Relat
         backprop_tok2vec(ops.unflatten(dX, doc_lengths))
         return inputs
 
-    return output, backprop
+    return SpanScores(entity_scores, entity_id, score_pairs), backprop
 
 
 def _empty_pairs(model: Model) -> Floats2d:

@@ -1,0 +1,105 @@
+"""The relation extractor's pure batching, sampling and pairing functions, and its
+prediction rule."""
+import numpy
+import pytest
+from thinc.api import NumpyOps
+
+from spacy_bioner.components.relation_extractor import decide
+from spacy_bioner.layers.spans import enumerate_spans
+from spacy_bioner.relation_sampling import (
+    Gold,
+    all_pairs,
+    candidate_rows,
+    entities_for_pairs,
+    entity_targets,
+    kept_entities,
+    sample_pairs,
+    span_batch,
+)
+
+OPS = NumpyOps()
+
+
+@pytest.mark.parametrize("doc_length,max_length", [(1, 10), (7, 3), (12, 10), (30, 1)])
+def test_candidate_rows_index_the_enumeration(doc_length, max_length):
+    data = OPS.to_numpy(enumerate_spans([doc_length], max_length, OPS).dataXd)
+    rows = candidate_rows(data[:, 0], data[:, 1], doc_length, max_length)
+    assert rows.tolist() == list(range(len(data)))
+
+
+def test_span_batch_puts_extras_after_each_docs_candidates():
+    batch = span_batch([3, 2], [[(0, 2, "Drug")], [(1, 2, "Effect"), (0, 1, "Drug")]], 2, OPS)
+    assert batch.n_candidates.tolist() == [5, 3]
+    assert batch.offsets.tolist() == [0, 6]
+    assert [batch.data[rows].tolist() for rows in batch.arguments] == [[[0, 2]], [[1, 2], [0, 1]]]
+    assert batch.extra_labels == [["Drug"], ["Effect", "Drug"]]
+    assert OPS.to_numpy(batch.spans.lengths).tolist() == [6, 5]
+
+
+def test_entity_targets_mark_gold_and_a_bounded_sample_of_negatives():
+    gold = Gold(numpy.asarray([[0, 2], [5, 6]]), numpy.asarray([1, 0]), {})
+    batch = span_batch([8], [[]], 3, OPS)
+    targets, mask, eniou = entity_targets(batch, [gold], 3, 4, numpy.random.default_rng(0))
+    spans = [tuple(span) for span in batch.data.tolist()]
+    assert targets[spans.index((0, 2))] == 1 and targets[spans.index((5, 6))] == 0
+    assert (targets >= 0).sum() == 2
+    assert mask.sum() == 2 + 4 and mask[targets >= 0].all()
+    assert eniou[spans.index((0, 2))] == 1.0 and eniou[spans.index((0, 1))] == 0.5
+    assert eniou[spans.index((3, 4))] == 0.0
+
+
+def test_sample_pairs_keeps_every_positive_and_draws_distinct_negatives():
+    data = numpy.asarray([[i, i + 1] for i in range(12)], dtype="int32")
+    relations = {(0, 1, 3, 4): 2, (5, 6, 0, 1): 0}
+    gold = Gold(data[[0, 3, 5]], numpy.zeros(3, dtype="int64"), relations)
+    rows = [numpy.arange(12)]
+    pairs, targets = sample_pairs(data, [gold], rows, 20, numpy.random.default_rng(0))
+    keys = [tuple(data[h].tolist() + data[t].tolist()) for h, t in pairs]
+    assert dict(zip(keys[:2], targets[:2].tolist())) == relations
+    assert (targets[2:] == -1).all() and len(pairs) == 2 + 20
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert len(set(keys)) == len(keys)
+    assert not set(keys[2:]) & set(relations)
+
+
+def test_sample_pairs_with_few_entities_takes_every_pair():
+    data = numpy.asarray([[0, 1], [2, 3], [4, 5]], dtype="int32")
+    gold = Gold(data, numpy.zeros(3, dtype="int64"), {(0, 1, 2, 3): 0})
+    pairs, targets = sample_pairs(data, [gold], [numpy.arange(3)], 100, numpy.random.default_rng(1))
+    assert len(pairs) == 6 and (targets >= 0).sum() == 1
+
+
+@pytest.mark.parametrize("max_pairs,expected", [(2, 2), (5, 2), (6, 3), (1000, 32), (9900, 100)])
+def test_entities_for_pairs(max_pairs, expected):
+    k = entities_for_pairs(max_pairs)
+    assert k == expected and k * (k - 1) <= max_pairs < (k + 1) * k
+
+
+def test_kept_entities_bound_the_pairs_and_keep_the_most_confident():
+    batch = span_batch([40, 5], [[], []], 4, OPS)
+    n = len(batch.data)
+    confidence = numpy.linspace(0.0, 1.0, n)
+    rows = kept_entities(batch, confidence, numpy.ones(n, dtype=bool), 100, 20)
+    assert [len(doc_rows) for doc_rows in rows] == [5, 5]
+    first_doc = numpy.arange(batch.n_candidates[0])
+    assert sorted(rows[0].tolist()) == first_doc[-5:].tolist()
+    assert all(len(all_pairs(batch.data, [doc_rows])) <= 20 for doc_rows in rows)
+
+
+def test_all_pairs_skips_self_pairs_and_duplicate_spans():
+    data = numpy.asarray([[0, 1], [2, 3], [0, 1]], dtype="int32")
+    pairs = all_pairs(data, [numpy.asarray([0, 1, 2])])
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 0)]
+
+
+def test_decide_rules():
+    scores = numpy.asarray([[0.9, 0.1], [0.2, 0.5], [3.0, 1.0]], dtype="f")
+    identification = numpy.asarray([[-2.0], [1.0], [0.0]], dtype="f")
+    best, confidence, keep = decide(scores, identification, True, "score", 0.85)
+    assert best.tolist() == [0, 1, 0] and keep.tolist() == [True, False, True]
+    best, confidence, keep = decide(scores, identification, True, "identification", 0.85)
+    assert best.tolist() == [0, 1, 0] and keep.tolist() == [False, True, True]
+    assert confidence[2] == pytest.approx(0.5)
+    none_first = numpy.asarray([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0]], dtype="f")
+    best, _, keep = decide(none_first, identification[:2], False, "score", 0.85)
+    assert best.tolist() == [1, 0] and keep.tolist() == [False, True]
