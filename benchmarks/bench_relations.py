@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
 import spacy
-from spacy.cli._util import parse_config_overrides
+import srsly
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import load_config
@@ -173,10 +173,33 @@ def summary(results: List[dict], average: str) -> Dict[str, Dict[str, float]]:
     return {"mean": mean, "std": std}
 
 
+def config_overrides(args: List[str]) -> Dict[str, Any]:
+    """`spacy train` overrides ("--section.key value" or "--section.key=value") as a dict
+    for load_config; values are read as JSON where they parse, else kept as strings."""
+    result, index = {}, 0
+    while index < len(args):
+        name = args[index]
+        if not name.startswith("--") or "." not in name:
+            raise ValueError(f"not a config override: {name!r} (expected --section.key value)")
+        if "=" in name:
+            name, value = name.split("=", 1)
+        else:
+            index += 1
+            if index == len(args):
+                raise ValueError(f"config override {name} has no value")
+            value = args[index]
+        try:
+            result[name[2:]] = srsly.json_loads(value)
+        except ValueError:
+            result[name[2:]] = value
+        index += 1
+    return result
+
+
 def encoder_of(config_path: Path, overrides: List[str]) -> Dict[str, Any]:
     """The encoder the config trains (transformer name or CNN tok2vec) and whether its
     learning rate has a warm-up to size."""
-    config = load_config(config_path, overrides=parse_config_overrides(list(overrides)), interpolate=True)  # it pops
+    config = load_config(config_path, overrides=config_overrides(overrides), interpolate=True)
     transformer = config["components"].get("transformer")
     learn_rate = config["training"]["optimizer"]["learn_rate"]
     return {
