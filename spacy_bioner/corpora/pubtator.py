@@ -5,9 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
 
-from spacy.language import Language
-from spacy.tokens import Doc
-
 from .iob import CorpusFormatError, read_lines
 
 Annotation = Tuple[int, int, str, str]  # start, end, type, concept id ("" if none)
@@ -82,22 +79,6 @@ def parse_pubtator(path: Path, lines: Iterable[Tuple[int, str, Optional[str]]]) 
         current.annotations.append((start, end, fields[4], fields[5] if len(fields) > 5 else ""))
     if current is not None:
         yield current
-
-
-def pubtator_to_doc(nlp: Language, document: PubTatorDocument) -> Tuple[Doc, int]:
-    """A Doc with the annotations as doc.ents (overlaps dropped, longest first), and the
-    number of annotations whose boundaries had to be expanded to token boundaries."""
-    doc = nlp.make_doc(document.text)
-    spans, expanded = [], 0
-    for start, end, label, _ in sorted(document.annotations, key=lambda a: (a[0] - a[1], a[0])):
-        span = doc.char_span(start, end, label=label)
-        if span is None:
-            span = doc.char_span(start, end, label=label, alignment_mode="expand")
-            expanded += 1
-        if span is not None and all(span.end <= s.start or span.start >= s.end for s in spans):
-            spans.append(span)
-    doc.ents = sorted(spans, key=lambda s: s.start)
-    return doc, expanded
 
 
 def write_pubtator_document(file: IO[str], document: PubTatorDocument) -> None:
