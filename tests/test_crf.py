@@ -4,54 +4,21 @@ import numpy
 import pytest
 
 from spacy_bioner.bio import tag_inventory
-from spacy_bioner.layers.crf import CRFTransitions, bio_constraints, crf_loss, decode, forward_backward, pad, tag_marginals
+from spacy_bioner.bio_decoding import bio_constraints, pad
+from spacy_bioner.layers.crf import CRFTransitions, crf_loss, forward_backward, tag_marginals
 
-TAGS = tag_inventory(["A", "B"])
+from .test_bio_decoding import TAGS, path_score, random_problem
+
 xp = numpy
 
 
-def _path_score(emissions, path, transitions, start, end):
-    score = start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path))
-    return score + sum(transitions[a, b] for a, b in zip(path, path[1:]))
-
-
-def _random_problem(seed, lengths=(4, 1, 3)):
-    rng = numpy.random.default_rng(seed)
-    n = len(TAGS)
-    emissions = [rng.normal(size=(length, n)).astype("f") for length in lengths]
-    forbidden, forbidden_start = bio_constraints(TAGS)
-    transitions = rng.normal(size=(n, n)).astype("f") + forbidden
-    start = rng.normal(size=(n,)).astype("f") + forbidden_start
-    end = rng.normal(size=(n,)).astype("f")
-    return emissions, transitions, start, end
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_viterbi_matches_brute_force(seed):
-    emissions, transitions, start, end = _random_problem(seed)
-    paths = decode(xp, emissions, transitions, start, end)
-    for em, path in zip(emissions, paths):
-        best = max(itertools.product(range(len(TAGS)), repeat=len(em)), key=lambda p: _path_score(em, p, transitions, start, end))
-        assert list(path) == list(best)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_viterbi_output_is_valid_bio(seed):
-    emissions, transitions, start, end = _random_problem(seed, lengths=(12, 7))
-    for path in decode(xp, emissions, transitions, start, end):
-        tags = [TAGS[i] for i in path]
-        for previous, tag in zip(["O"] + tags, tags):
-            if tag.startswith("I-"):
-                assert previous in (f"B-{tag[2:]}", tag), tags
-
-
 def test_partition_function_and_marginals_match_brute_force():
-    emissions, transitions, start, end = _random_problem(7)
+    emissions, transitions, start, end = random_problem(7)
     padded, lengths = pad(xp, emissions)
     log_z, marginals, pair_counts = forward_backward(xp, padded, lengths, transitions, start, end)
     for i, em in enumerate(emissions):
         paths = list(itertools.product(range(len(TAGS)), repeat=len(em)))
-        scores = numpy.array([_path_score(em, p, transitions, start, end) for p in paths], dtype="f8")
+        scores = numpy.array([path_score(em, p, transitions, start, end) for p in paths], dtype="f8")
         assert log_z[i] == pytest.approx(numpy.log(numpy.exp(scores).sum()), rel=1e-4)
         probs = numpy.exp(scores - numpy.log(numpy.exp(scores).sum()))
         expected = numpy.zeros((len(em), len(TAGS)))
@@ -66,7 +33,7 @@ def test_partition_function_and_marginals_match_brute_force():
 
 
 def test_crf_loss_gradient_matches_finite_differences():
-    emissions, _, _, _ = _random_problem(3, lengths=(5, 3))
+    emissions, _, _, _ = random_problem(3, lengths=(5, 3))
     gold = [numpy.array([1, 2, 0, -1, 3], dtype="i"), numpy.array([0, 3, 4], dtype="i")]
     forbidden, forbidden_start = bio_constraints(TAGS)
     crf = CRFTransitions(len(TAGS))
@@ -87,7 +54,7 @@ def test_crf_loss_gradient_matches_finite_differences():
 
 
 def test_missing_gold_tags_are_marginalised_not_forced():
-    emissions, _, _, _ = _random_problem(1, lengths=(3,))
+    emissions, _, _, _ = random_problem(1, lengths=(3,))
     forbidden, forbidden_start = bio_constraints(TAGS)
     crf = CRFTransitions(len(TAGS))
     crf.initialize()

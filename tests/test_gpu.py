@@ -8,8 +8,9 @@ from thinc.util import has_cupy_gpu
 from typer.testing import CliRunner
 
 from spacy_bioner.bio import tag_inventory
+from spacy_bioner.bio_decoding import bio_constraints, pad, viterbi
 from spacy_bioner.cli import app
-from spacy_bioner.layers.crf import CRFTransitions, bio_constraints, crf_loss, forward_backward, pad, viterbi
+from spacy_bioner.layers.crf import CRFTransitions, crf_loss, forward_backward
 from spacy_bioner.llm import backbone
 
 from .pipelines import PIPELINES, TEXTS, approx_floats, snapshots

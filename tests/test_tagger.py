@@ -8,7 +8,8 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
 from spacy_bioner.bio import iob_to_spans
-from spacy_bioner.layers.crf import FORBIDDEN, bio_constraints, decode, forward_backward
+from spacy_bioner.bio_decoding import FORBIDDEN, bio_constraints, decode
+from spacy_bioner.layers.crf import forward_backward
 from spacy_bioner.losses import softmax
 from spacy_bioner.scoring import score_entities
 

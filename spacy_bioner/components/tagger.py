@@ -20,7 +20,8 @@ from thinc.types import Floats2d
 
 from ..annotations import write_entities
 from ..bio import split_tag, tag_inventory
-from ..layers.crf import FORBIDDEN, bio_constraints, crf_loss, pad_flat, tag_marginals, viterbi
+from ..bio_decoding import FORBIDDEN, bio_constraints, pad_flat, viterbi
+from ..layers.crf import crf_loss, tag_marginals
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
