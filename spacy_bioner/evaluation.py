@@ -7,7 +7,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .corpora.multi import mark
+from .datasets import mark
 from .relations import relation_rows
 from .scoring import categorize_errors, count_errors, doc_entities, gold_entities, score_entities, score_relations
 

@@ -2,7 +2,8 @@
 import pytest
 import spacy
 
-from spacy_bioner.corpora.multi import create_multi_corpus_reader, dataset_of, entity_types_of
+from spacy_bioner.corpora.multi import create_multi_corpus_reader
+from spacy_bioner.datasets import dataset_of, entity_types_of
 
 NCBI = "Germline\tO\nBRCA1\tO\nmutations\tO\ncause\tO\nbreast\tB-Disease\ncancer\tI-Disease\n\nNo\tO\nevent\tO\n\n"
 CDR = "Aspirin\tB-Chemical\ncaused\tO\nReye\tB-Disease\nsyndrome\tI-Disease\n\n"

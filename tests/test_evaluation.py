@@ -7,7 +7,7 @@ from spacy.training import Example
 from typer.testing import CliRunner
 
 from spacy_bioner.cli import app
-from spacy_bioner.corpora.multi import entity_types_of
+from spacy_bioner.datasets import entity_types_of
 from spacy_bioner.evaluation import errors_html, evaluate_examples
 from spacy_bioner.scoring import categorize_errors
 

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("safetensors")
 
-from spacy_bioner.corpora.multi import mark  # noqa: E402
+from spacy_bioner.datasets import mark  # noqa: E402
 from spacy_bioner.llm.backbone import load_backbone  # noqa: E402
 from spacy_bioner.llm.instructions import (  # noqa: E402
     BEGIN,

@@ -29,7 +29,7 @@ from thinc.api import Config, Model, Optimizer
 from ..annotations import write_entities
 from ..bio import iob_to_spans, split_tag, tag_inventory
 from ..bio_decoding import bio_constraints, decode
-from ..corpora.multi import dataset_of, entity_types_of
+from ..datasets import dataset_of, entity_types_of
 from ..llm.dbr import DBR_MODES, dbr_sample, entity_index, knowledge_base, random_entries
 from ..llm.instructions import DEFAULT_TEMPLATE, IGNORE, OUTSIDE, Instance, InstructionEncoder, Window, gather_word_scores
 from ..llm.model import load_llm, pad_batch, save_llm

@@ -2,8 +2,8 @@
 one, each example marked with its dataset name and entity types, so that one LLM tagger
 learns all of them and is instructed with the right dataset and types per sentence.
 
-The marks live in ``Doc.user_data`` (strings only, so DocBin keeps them) on both the
-predicted and the reference doc; :func:`dataset_of` and :func:`entity_types_of` read them.
+The marks (:mod:`spacy_bioner.datasets`) are set on both the predicted and the
+reference doc.
 """
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
@@ -13,25 +13,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import registry
 
+from ..datasets import mark
 from .iob import read_tagged_sentences, sentence_to_doc
-
-DATASET_KEY = "bioner_dataset"
-TYPES_KEY = "bioner_entity_types"
-
-
-def mark(doc: Doc, dataset: str, entity_types: Iterable[str]) -> None:
-    """Record the dataset a doc comes from and the entity types annotated in it."""
-    doc.user_data[DATASET_KEY] = dataset
-    doc.user_data[TYPES_KEY] = list(entity_types)
-
-
-def dataset_of(doc: Doc) -> Optional[str]:
-    return doc.user_data.get(DATASET_KEY)
-
-
-def entity_types_of(doc: Doc) -> Optional[List[str]]:
-    types = doc.user_data.get(TYPES_KEY)
-    return None if types is None else list(types)
 
 
 def read_references(path: Union[str, Path], nlp: Language, limit: int = 0) -> List[Doc]:
