@@ -20,7 +20,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Uni
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .corpora.brat import brat_type, one_line
+from .corpora.brat import brat_name_problem, write_brat_document
 from .corpora.pubtator import PubTatorDocument, parse_pubtator, write_pubtator_document
 
 INPUT_FORMATS = ("txt", "jsonl", "pubtator", "dir")
@@ -332,9 +332,8 @@ class Writer:
         file names of ids, PubTator puts them at the start of `ID|t|` lines."""
         doc_id = str(record.id)
         if self.format == "brat":
-            if doc_id in ("", ".", "..") or any(c in doc_id for c in "/\\\0") or len(doc_id.encode("utf8", "surrogatepass")) > 200:
-                return f"id {doc_id!r} is not a file name (BRAT output names the files after the ids)"
-        elif self.format == "pubtator" and (not doc_id or any(c in doc_id for c in "|\t\r\n")):
+            return brat_name_problem(doc_id)
+        if self.format == "pubtator" and (not doc_id or any(c in doc_id for c in "|\t\r\n")):
             return f"id {doc_id!r} cannot start a PubTator line (empty, or holds '|', a tab or a line break)"
         return None
 
@@ -380,21 +379,13 @@ class Writer:
             spans = sorted({(e["start"], e["end"], e["label"]) for e in annotations["entities"]})
             write_pubtator_document(self.file, PubTatorDocument(str(record.id), title, abstract, [(s, e, label, "") for s, e, label in spans]))
         else:
-            self._write_brat(record, annotations)
-
-    def _write_brat(self, record: InputRecord, annotations: Dict[str, Any]) -> None:
-        entities = annotations["entities"]
-        lines = [f"T{i + 1}\t{brat_type(e['label'])} {e['start']} {e['end']}\t{one_line(e['text'])}" for i, e in enumerate(entities)]
-        lines += [
-            f"R{i + 1}\t{brat_type(r['label'])} Arg1:T{r['head'] + 1} Arg2:T{r['tail'] + 1}" for i, r in enumerate(annotations["relations"])
-        ]
-        # newline="": the text exactly as it is, since the offsets count its characters
-        with (self.path / f"{record.id}.txt").open("w", encoding="utf8", newline="") as file:
-            file.write(record.text)
-        # the .ann file marks the document as written: it appears whole or not at all
-        partial = self.path / f".{record.id}.ann.partial"
-        partial.write_text("".join(line + "\n" for line in lines), encoding="utf8")
-        partial.replace(self.path / f"{record.id}.ann")
+            write_brat_document(
+                self.path,
+                str(record.id),
+                record.text,
+                [(e["start"], e["end"], e["label"]) for e in annotations["entities"]],
+                [(r["head"], r["tail"], r["label"]) for r in annotations["relations"]],
+            )
 
     def close(self) -> None:
         """Close OUTPUT and release the lock."""

@@ -4,7 +4,7 @@ import srsly
 from spacy.tokens import DocBin
 
 from spacy_bioner.corpora import CorpusFormatError, read_brat, read_brat_dir, read_spert, write_spert
-from spacy_bioner.corpora.brat import read_ann
+from spacy_bioner.corpora.brat import brat_name_problem, read_ann, write_brat_document
 from spacy_bioner.relations import get_relations
 
 RECORDS = [
@@ -134,6 +134,19 @@ def test_brat_entities_nested_discontinuous_and_relations(nlp, tmp_path):
     assert [(h.text, t.text, label) for h, t, label, _ in doc._.relations] == [
         ("Cisplatin", "acute kidney injury", "Causes")
     ]
+
+
+def test_brat_writer_round_trips_through_the_reader(nlp, tmp_path):
+    text = "Cisplatin induced\nacute kidney injury."
+    entities = [(0, 9, "Drug"), (18, 37, "Adverse effect"), (24, 37, "Disease")]
+    write_brat_document(tmp_path, "doc1", text, entities, [(1, 0, "Caused by")])
+    assert (tmp_path / "doc1.ann").read_text(encoding="utf8").splitlines()[1] == "T2\tAdverse_effect 18 37\tacute kidney injury"
+    doc = read_brat(tmp_path / "doc1.txt", nlp, spans_key="gold")
+    assert doc.text == text
+    assert [(s.start_char, s.end_char, s.label_) for s in doc.spans["gold"]] == [(0, 9, "Drug"), (18, 37, "Adverse_effect"), (24, 37, "Disease")]
+    assert [(h.text, t.text, label) for h, t, label, _ in doc._.relations] == [("acute kidney injury", "Cisplatin", "Caused_by")]
+    assert not list(tmp_path.glob(".*.partial"))
+    assert brat_name_problem("doc1") is None and "not a file name" in brat_name_problem("a/b")
 
 
 def test_brat_dir_reads_pairs_in_name_order(nlp, tmp_path):

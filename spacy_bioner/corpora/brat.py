@@ -1,4 +1,5 @@
-"""BRAT standoff (``doc.txt`` + ``doc.ann``) -> spaCy Docs with entities in a span group.
+"""BRAT standoff (``doc.txt`` + ``doc.ann``) -> spaCy Docs with entities in a span group,
+and back (:func:`write_brat_document`, as `bioner annotate` writes it).
 
 Entity lines (``T1<TAB>Type START END[;START END...]<TAB>text``) become spans of
 ``doc.spans[spans_key]``, nested or overlapping ones included; a discontinuous entity
@@ -11,7 +12,7 @@ Character offsets are mapped to the pipeline's tokens with ``Doc.char_span``.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -137,3 +138,34 @@ def read_brat_dir(directory: Union[str, Path], nlp: Language, **kwargs) -> List[
     if not paths:
         raise FileNotFoundError(f"No .txt files with .ann files beside them in {directory}")
     return [read_brat(path, nlp, **kwargs) for path in paths]
+
+
+def brat_name_problem(doc_id: str) -> Optional[str]:
+    """Why `doc_id` cannot name a document's .txt and .ann files, or None."""
+    if doc_id in ("", ".", "..") or any(c in doc_id for c in "/\\\0") or len(doc_id.encode("utf8", "surrogatepass")) > 200:
+        return f"id {doc_id!r} is not a file name (BRAT output names the files after the ids)"
+    return None
+
+
+def write_brat_document(
+    directory: Path,
+    doc_id: str,
+    text: str,
+    entities: Iterable[Tuple[int, int, str]],
+    relations: Iterable[Tuple[int, int, str]] = (),
+) -> None:
+    """Write `doc_id`.txt and `doc_id`.ann into `directory`.
+
+    entities: (start char, end char, type), written as T1, T2, ... in this order.
+    relations: (head, tail, type), head and tail indices into `entities`.
+    Types are written with :func:`brat_type`, entity texts on one line. The .ann file
+    marks the document as written: it appears whole or not at all.
+    """
+    lines = [f"T{i + 1}\t{brat_type(label)} {start} {end}\t{one_line(text[start:end])}" for i, (start, end, label) in enumerate(entities)]
+    lines += [f"R{i + 1}\t{brat_type(label)} Arg1:T{head + 1} Arg2:T{tail + 1}" for i, (head, tail, label) in enumerate(relations)]
+    # newline="": the text exactly as it is, since the offsets count its characters
+    with (directory / f"{doc_id}.txt").open("w", encoding="utf8", newline="") as file:
+        file.write(text)
+    partial = directory / f".{doc_id}.ann.partial"
+    partial.write_text("".join(line + "\n" for line in lines), encoding="utf8")
+    partial.replace(directory / f"{doc_id}.ann")
