@@ -19,7 +19,6 @@ Converted corpora and trained models go under --work (default /tmp), never the r
 """
 import json
 import shlex
-import sys
 import tracemalloc
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -31,10 +30,10 @@ from spacy.tokens import Doc, DocBin
 from spacy_bioner.corpora import read_iob, read_spert
 from spacy_bioner.scoring import score_entities
 
+from compare_systems import timed_predictions, train
+from paths import display_path
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from compare_systems import timed_predictions, train  # noqa: E402
-from paths import display_path  # noqa: E402
 
 # The paper's SpanPred (linear classifier over [u_b; u_e]); configs/spans.cfg itself is
 # the bioner_spans_mlp_spert recipe.

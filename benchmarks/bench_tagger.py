@@ -35,7 +35,7 @@ def main(
     for split in ("train", "devel", "test"):
         command = [sys.executable, "-m", "spacy_bioner", "convert", "iob", str(data / "ner" / corpus / f"{split}.tsv"), str(corpus_dir / f"{split}.spacy")]
         subprocess.run(command, check=True, cwd=ROOT)
-    command = [sys.executable, "scripts/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}", "--models", f"training/bench_tagger/{corpus}"]
+    command = [sys.executable, "benchmarks/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}", "--models", f"training/bench_tagger/{corpus}"]
     dictionary = f"paths.dictionary={data / 'kb' / 'combined_entity_names.tsv'}"
     command += [arg for spec in VARIANTS for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")]
     command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [arg for seed in seeds for arg in ("--seed", str(seed))]

@@ -38,9 +38,8 @@ from thinc.api import Config
 from spacy_bioner.corpora import read_iob
 from spacy_bioner.scoring import score_entities
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare_systems import interleaved_speeds  # noqa: E402
-from paths import display_command, display_path  # noqa: E402
+from compare_systems import interleaved_speeds
+from paths import display_command, display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tagger_trf.cfg"

@@ -26,8 +26,6 @@ import spacy
 from spacy.tokens import DocBin
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "scripts"))
 NCBI = ROOT.parent / "shared" / "data" / "ner" / "NCBI-disease"
 CONLL04 = ROOT.parent / "shared" / "data" / "re" / "conll04"
 

@@ -7,7 +7,7 @@ the seeds. Speed is measured once all are trained: the first seed's models are l
 in one process and timed in turn (A, B, ..., A, B, ...), best of three passes, on one
 thread; a single pass per system on a shared machine measures the machine's load.
 
-    python scripts/compare_systems.py corpus/NCBI-disease metrics/weighting \
+    python benchmarks/compare_systems.py corpus/NCBI-disease metrics/weighting \
         --variant "none=configs/tagger.cfg components.bioner_tagger.model.output=softmax" \
         --variant "welt=configs/tagger.cfg components.bioner_tagger.model.output=softmax components.bioner_tagger.scheme=welt" \
         --steps 4000 --seed 0 --seed 1 --seed 2 --jobs 2
