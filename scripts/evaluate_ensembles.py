@@ -22,7 +22,7 @@ import typer
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_bioner.components.ensembler import Ensemble
+from spacy_bioner.components.ensemble import Ensemble
 from spacy_bioner.scoring import score_entities
 
 

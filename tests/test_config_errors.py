@@ -4,8 +4,8 @@ component was not given is reported, at initialize and at any later update.
 
 Covered elsewhere and not repeated here: the tagger's scheme, output, hidden_width and
 class_weights (test_tagger.py), the span classifier's sizes, representation,
-threshold, scheme and class_weights (test_span_classifier.py), the ensemble's sources,
-mode and min_votes (test_ensembler.py), relation types and arguments
+threshold, scheme and class_weights (test_spans.py), the ensemble's sources,
+mode and min_votes (test_ensemble.py), relation types and arguments
 (test_relation_extractor.py), DBR settings (test_dbr.py) and missing LLM weights
 (test_llm_tagger.py).
 """

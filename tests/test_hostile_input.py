@@ -406,7 +406,7 @@ def test_spert_types_and_offsets_are_checked_not_coerced(tmp_path, entity):
 def test_span_candidates_of_a_long_document_are_scored_in_bounded_passes(pipelines, monkeypatch):
     import tracemalloc
 
-    from spacy_bioner.components import span_classifier
+    from spacy_bioner.components import spans as spans_component
 
     nlp = pipelines.loaded("spans")
     texts = ["Mutations in the BRCA1 gene cause breast cancer . " * 60, "Cisplatin induced kidney injury was severe ."]
@@ -416,7 +416,7 @@ def test_span_candidates_of_a_long_document_are_scored_in_bounded_passes(pipelin
                 for group in (doc.spans["bioner_spans"] for doc in nlp.pipe(texts))]
 
     whole = predicted()
-    monkeypatch.setattr(span_classifier, "CANDIDATES_PER_PASS", 1000)
+    monkeypatch.setattr(spans_component, "CANDIDATES_PER_PASS", 1000)
     passes = predicted()
     # the same spans; the scores up to float noise (on a GPU a matrix product of fewer
     # rows may sum in another order)
@@ -440,7 +440,7 @@ def test_span_candidates_of_a_long_document_are_scored_in_bounded_passes(pipelin
         return size
 
     bounded = peak()
-    monkeypatch.setattr(span_classifier, "CANDIDATES_PER_PASS", 1 << 30)
+    monkeypatch.setattr(spans_component, "CANDIDATES_PER_PASS", 1 << 30)
     assert bounded < peak() / 2
 
 

@@ -26,7 +26,7 @@ from spacy.util import ensure_path
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..bio import iob_to_spans, split_tag, tag_inventory
 from ..bio_decoding import bio_constraints, decode
 from ..datasets import dataset_of, entity_types_of

@@ -52,7 +52,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..layers.relation_model import PairScores, RelationGradients, SpanScores
 from ..layers.spans import count_spans
 from ..losses import binary_cross_entropy, iou_scaled_bce, pairwise_ranking_loss, sigmoid, softmax, weighted_cross_entropy

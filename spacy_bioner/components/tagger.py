@@ -18,7 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..bio import split_tag, tag_inventory
 from ..bio_decoding import FORBIDDEN, bio_constraints, pad_flat, viterbi
 from ..layers.crf import crf_loss, tag_marginals

@@ -16,7 +16,7 @@ import srsly
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..relations import get_relations, set_relations
 from .iob import CorpusFormatError, decode_text
 

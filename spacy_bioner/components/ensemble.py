@@ -17,7 +17,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import ensure_path
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..meta import KEEP, marked_text, member_predictions, vote_features
 from ..scoring import make_entity_scorer
 from ..voting import majority_threshold, select_by_votes, tally

@@ -27,7 +27,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats1d, Floats2d, Ragged
 
-from ..annotations import write_entities
+from ..entity_writing import write_entities
 from ..layers.spans import enumerate_spans, limit_width
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer

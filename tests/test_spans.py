@@ -10,7 +10,7 @@ from spacy.training import Example
 from thinc.api import NumpyOps
 from thinc.types import Ragged
 
-from spacy_bioner.components.span_classifier import NEGATIVE, decide
+from spacy_bioner.components.spans import NEGATIVE, decide
 from spacy_bioner.layers.spans import (
     SpanRepresentation,
     backprop_range_max,

@@ -212,7 +212,7 @@ def test_ensemble_of_two_separately_trained_pipelines(tmp_path):
     assert "('acute kidney injury', 'Disease')" in result.stdout
 
 
-def test_ents_adapter_lets_spacy_ner_vote():
+def test_ents_to_spans_lets_spacy_ner_vote():
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
     ruler.add_patterns([{"label": "Disease", "pattern": "HIV"}])
