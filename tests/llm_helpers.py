@@ -2,7 +2,7 @@
 model directory, for the LLM tagger tests (no download)."""
 from pathlib import Path
 
-from .conftest import SENTENCES
+from .util import SENTENCES
 
 EXTRA_TEXT = [
     "nephrotoxicity hepatotoxicity cardiomyopathy carcinoma leukemia",

@@ -26,7 +26,7 @@ from spacy.training import Example
 
 from spacy_bioner.relations import relation_rows
 
-from .conftest import make_examples, make_nlp, tiny_tok2vec, train
+from .util import make_examples, make_nlp, tiny_tok2vec, train
 
 PIPELINES = ("tagger_softmax", "tagger_crf", "spans", "relations", "llm", "ensemble")
 

@@ -18,7 +18,7 @@ import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .conftest import make_examples, make_nlp
+from .util import make_examples, make_nlp
 from .pipelines import llm_nlp, relations_examples, relations_nlp, require_llm, spans_examples, spans_nlp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

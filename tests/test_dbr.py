@@ -103,7 +103,7 @@ def test_random_entries_draw_the_configured_numbers():
 @pytest.mark.parametrize("mode", ["retrieved", "random"])
 def test_component_mixes_dbr_samples_into_training(kb_file, mode, tmp_path_factory):
     pytest.importorskip("peft")
-    from .conftest import make_examples
+    from .util import make_examples
     from .llm_helpers import build_tiny_llm, llm_config
 
     path = build_tiny_llm(tmp_path_factory.mktemp("tiny_llama"))

@@ -6,7 +6,7 @@ import numpy
 import pytest
 from thinc.api import CupyOps, get_current_ops
 
-from .conftest import make_examples, make_nlp, train
+from .util import make_examples, make_nlp, train
 from .pipelines import (
     TEXTS,
     approx_floats,

@@ -9,7 +9,7 @@ from spacy.tokens import Doc
 from spacy_bioner.dictionary import EntityDictionary
 from spacy_bioner.layers.dictionary_embed import build_dictionary_embed
 
-from .conftest import make_examples
+from .util import make_examples
 
 TSV = "name\ttype\tid\nbreast cancer\tDisease\tD1\nBreast\tAnatomy\tA1\ncancer\tDisease\tD2\naspirin\tChemical\tC1\nx\tChemical\tC2\n"
 

@@ -13,7 +13,7 @@ from spacy_bioner.loggers import dev_predictions_logger
 from spacy_bioner.meta import DROP, KEEP, filter_samples, marked_text
 from spacy_bioner.voting import majority_threshold, select_by_votes, tally
 
-from .conftest import make_examples, make_nlp, tiny_tok2vec, train
+from .util import make_examples, make_nlp, tiny_tok2vec, train
 
 WORDS = "Bob has HIV and breast cancer today".split()
 

@@ -27,7 +27,7 @@ from spacy_bioner.llm.instructions import (  # noqa: E402
 )
 from spacy_bioner.llm.model import build_llm_tagger_model, pad_batch  # noqa: E402
 
-from .conftest import make_examples  # noqa: E402
+from .util import make_examples  # noqa: E402
 from .llm_helpers import build_tiny_llm, llm_config  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def make_nlp(path, **settings):
 
 @pytest.fixture(scope="module")
 def trained(tiny_llm):
-    """A pipeline initialized and updated a few times on the conftest sentences."""
+    """A pipeline initialized and updated a few times on the sentences of tests/util.py."""
     nlp = make_nlp(tiny_llm, dataset="BC5CDR")
     examples = make_examples(nlp)
     nlp.initialize(lambda: examples)

@@ -12,7 +12,7 @@ from spacy_bioner.components import relation_extractor
 from spacy_bioner.losses import pairwise_ranking_loss
 from spacy_bioner.relations import Relation
 
-from .conftest import tiny_tok2vec
+from .util import tiny_tok2vec
 from .pipelines import relations_examples
 
 # (text, entities (start, end, type), relations (head entity, tail entity, type))

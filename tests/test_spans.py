@@ -21,7 +21,7 @@ from spacy_bioner.layers.spans import (
 )
 from spacy_bioner.scoring import score_entities
 
-from .conftest import tiny_tok2vec
+from .util import tiny_tok2vec
 from .pipelines import spans_examples
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from spacy_bioner.layers.crf import forward_backward
 from spacy_bioner.losses import softmax
 from spacy_bioner.scoring import score_entities
 
-from .conftest import make_examples, make_nlp, train
+from .util import make_examples, make_nlp, train
 
 @pytest.fixture(
     scope="module", params=[("softmax", "welt", 0), ("crf", "none", 0), ("softmax", "welt", 16)], ids=["softmax", "crf", "hidden"]
