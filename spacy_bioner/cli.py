@@ -3,10 +3,9 @@ import functools
 import math
 import os
 import time
-from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
 import spacy
 import srsly
@@ -25,11 +24,10 @@ from .annotate import (
     iter_inputs,
 )
 from .corpora import CorpusFormatError, read_iob, read_spert, write_iob, write_spert
-from .corpora.iob import doc_to_tags
-from .corpora.spert import DEFAULT_SPANS_KEY
+from .corpora.iob import tag_counts
+from .corpora.spert import DEFAULT_SPANS_KEY, add_symmetric_reverses, drop_symmetric_reverses, symmetric_relation_types
 from .evaluation import errors_html, evaluate_examples, format_table, predict_examples
-from .relations import get_relations, set_relations
-from .weights import SCHEMES, class_weights
+from .weights import SCHEMES, weights_table
 
 # What a TEXT|DATA argument of `bioner visualize` is read as a file for.
 DATA_SUFFIXES = (".spacy", ".tsv", ".iob", ".conll", ".txt", ".jsonl", ".json")
@@ -131,7 +129,13 @@ def convert(
         _fail(f"INPUT and OUTPUT are the same file ({input_path}): converting in place would overwrite the input")
     nlp = spacy.blank(lang)
     if tag_format == TagFormat.spert:
-        _convert_spert(input_path, output_path, nlp, spans_key, _symmetric_relations(types) if types else set())
+        symmetric = set()
+        if types is not None:
+            try:
+                symmetric = symmetric_relation_types(types)
+            except ValueError as err:
+                _fail(f"--types {types}: {err}")
+        _convert_spert(input_path, output_path, nlp, spans_key, symmetric)
         return
     if input_path.suffix == ".spacy":
         try:
@@ -154,30 +158,13 @@ def convert(
         typer.echo(f"Repaired {repairs} I-/E- tags that did not continue an entity (read as the start of a new one)")
 
 
-def _symmetric_relations(path: Path) -> set:
-    """The relation types a SpERT types file marks `"symmetric": true`."""
-    if not path.is_file():
-        _fail(f"No such types file: {path}")
-    try:
-        relations = srsly.read_json(path).get("relations", {})
-        return {name for name, info in relations.items() if info.get("symmetric")}
-    except (ValueError, AttributeError) as err:
-        _fail(f"--types {path}: expected a SpERT types file, {{\"relations\": {{NAME: {{\"symmetric\": true}}}}}} ({err})")
-
-
 def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, symmetric: set) -> None:
     """SpERT JSON -> DocBin (relations kept as user data), or DocBin -> SpERT JSON.
     Symmetric relations are stored in both directions and written once."""
     if input_path.suffix == ".spacy":
         docs = _read_docs(input_path, nlp)
         for doc in docs:
-            seen, kept = set(), []
-            for relation in get_relations(doc):
-                key = (relation.label, *sorted([(relation.head.start, relation.head.end), (relation.tail.start, relation.tail.end)]))
-                if relation.label not in symmetric or key not in seen:
-                    kept.append(relation)
-                    seen.add(key)
-            set_relations(doc, kept)
+            drop_symmetric_reverses(doc, symmetric)
         output_path.parent.mkdir(parents=True, exist_ok=True)
         n = write_spert(docs, output_path, spans_key)
         typer.echo(f"Wrote {n} records to {output_path}")
@@ -189,23 +176,12 @@ def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, sym
     except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
         _fail(str(err))
     for doc in docs:
-        relations = get_relations(doc)
-        reverse = [(r.tail, r.head, r.label, r.score) for r in relations if r.label in symmetric]
-        known = {(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations}
-        set_relations(doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known])
+        add_symmetric_reverses(doc, symmetric)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs, store_user_data=True).to_disk(output_path)
     n_ents = sum(len(doc.spans[spans_key]) for doc in docs)
     n_rels = sum(len(doc._.relations) for doc in docs)
     typer.echo(f"Wrote {len(docs)} documents, {n_ents} entities (doc.spans[{spans_key!r}]), {n_rels} relations to {output_path}")
-
-
-def tag_counts(docs) -> Dict[str, int]:
-    """Token-level IOB2 tag counts of the docs' entities."""
-    counts: Counter = Counter()
-    for doc in docs:
-        counts.update(tag for _, tag in doc_to_tags(doc))
-    return dict(sorted(counts.items(), key=lambda item: (item[0] != "O", item[0][2:], item[0])))
 
 
 @app.command()
@@ -223,14 +199,11 @@ def weights(
     if not counts:
         _fail(f"{input_path} has no tokens")
     try:
-        table = {name: class_weights(counts, name, beta, strength) for name in SCHEMES}
+        lines = weights_table(counts, scheme, beta, strength)
     except ValueError as err:
         _fail(f"{input_path}: {err}")
-    headers = ["tag", "count"] + [f"{name}{'*' if name == scheme else ''}" for name in SCHEMES]
-    rows = [[tag, str(n)] + [f"{table[name][tag]:.4f}" for name in SCHEMES] for tag, n in counts.items()]
-    widths = [max(len(row[i]) for row in rows + [headers]) for i in range(len(headers))]
-    for row in [headers] + rows:
-        typer.echo("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
+    for line in lines:
+        typer.echo(line)
     typer.echo(f"(ens with beta={beta}; strength={strength}; * = --scheme)")
 
 
@@ -342,7 +315,10 @@ def annotate(
             if dask is None:
                 annotate_records(nlp, records, writer, summary, batch_size, n_process, progress)
             else:
-                _annotate_on_dask(dask, model, records, writer, summary, batch_size, progress)
+                from .distributed import annotate_on_cluster, dask_client
+
+                with dask_client(dask) as client:
+                    annotate_on_cluster(client, model, records, writer, summary, batch_size=batch_size, progress=progress)
         except OutputError as err:
             _fail(str(err))
     summary.seconds = time.perf_counter() - start
@@ -377,19 +353,6 @@ def _processes(n_process: int) -> int:
     if n_process > cores:
         typer.secho(f"--n-process {n_process} is more than the {cores} cores of this machine: using {cores}", fg=typer.colors.YELLOW, err=True)
     return min(n_process, cores)
-
-
-def _annotate_on_dask(address: str, model: str, records, writer: Writer, summary: Summary, batch_size: int, progress) -> None:
-    from .distributed import annotate_on_cluster, local_cluster
-
-    if address.startswith("local:"):
-        client = local_cluster(int(address.split(":", 1)[1]))
-    else:
-        from dask.distributed import Client
-
-        client = Client(address)
-    with client:
-        annotate_on_cluster(client, model, records, writer, summary, batch_size=batch_size, progress=progress)
 
 
 @app.command()

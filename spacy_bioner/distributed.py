@@ -37,6 +37,14 @@ def local_cluster(n_workers: int):
     return distributed.Client(cluster)
 
 
+def dask_client(address: str):
+    """A Dask client: on `local:N` workers of this machine (see :func:`local_cluster`),
+    or connected to the scheduler at `address`."""
+    if address.startswith("local:"):
+        return local_cluster(int(address.split(":", 1)[1]))
+    return _require_dask().Client(address)
+
+
 def annotate_on_cluster(
     client,
     model: str,

@@ -17,7 +17,7 @@ weight is finite. Such a class never occurs as a training target, so its weight 
 matters for display.
 """
 import math
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 SCHEMES = ("none", "welt", "ins", "isns", "ens")
 
@@ -88,3 +88,17 @@ def _mean_one(raw: Mapping[str, float], counts: Mapping[str, int]) -> Dict[str, 
     if not mass:
         raise ValueError("Every seen class's weight underflows to 0 at this strength; use a smaller strength")
     return {label: w * total / mass for label, w in raw.items()}
+
+
+def weights_table(counts: Mapping[str, int], marked: str = "welt", beta: float = 0.9, strength: float = 1.0) -> List[str]:
+    """The lines of a table of each class's count and its weight under every scheme
+    (`marked` flagged with *), aligned in columns. Raises ValueError where
+    class_weights does."""
+    table = {name: class_weights(counts, name, beta, strength) for name in SCHEMES}
+    headers = ["tag", "count"] + [f"{name}{'*' if name == marked else ''}" for name in SCHEMES]
+    rows = [[tag, str(n)] + [f"{table[name][tag]:.4f}" for name in SCHEMES] for tag, n in counts.items()]
+    widths = [max(len(row[i]) for row in rows + [headers]) for i in range(len(headers))]
+    return [
+        "  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+        for row in [headers] + rows
+    ]

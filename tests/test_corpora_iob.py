@@ -2,6 +2,7 @@ import pytest
 import spacy
 
 from spacy_bioner.corpora import CorpusFormatError, read_iob, write_iob
+from spacy_bioner.corpora.iob import tag_counts
 
 
 @pytest.fixture
@@ -75,3 +76,11 @@ def test_malformed_input_names_file_and_line(tmp_path, nlp, text, line, problem)
 def test_missing_file_is_named(tmp_path, nlp):
     with pytest.raises(FileNotFoundError, match="nope.tsv"):
         read_iob(tmp_path / "nope.tsv", nlp.vocab)
+
+
+def test_tag_counts_list_o_first_then_by_entity_type(nlp, tmp_path):
+    docs, _ = read_iob(_write(tmp_path, "IL-2\tB-Gene\nin\tO\nacute\tB-Disease\nfever\tI-Disease\n\nIL-6\tB-Gene\n"), nlp.vocab)
+    counts = tag_counts(docs)
+    assert counts == {"O": 1, "B-Disease": 1, "I-Disease": 1, "B-Gene": 2}
+    assert list(counts) == ["O", "B-Disease", "I-Disease", "B-Gene"]
+    assert tag_counts([]) == {}

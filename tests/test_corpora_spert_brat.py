@@ -5,6 +5,7 @@ from spacy.tokens import DocBin
 
 from spacy_bioner.corpora import CorpusFormatError, read_brat, read_brat_dir, read_spert, write_spert
 from spacy_bioner.corpora.brat import brat_name_problem, read_ann, write_brat_document
+from spacy_bioner.corpora.spert import add_symmetric_reverses, drop_symmetric_reverses, symmetric_relation_types
 from spacy_bioner.relations import get_relations
 
 RECORDS = [
@@ -180,3 +181,31 @@ def test_brat_strict_alignment_rejects_offsets_inside_a_token(nlp, tmp_path):
     assert [span.text for span in doc.spans["bioner_spans"]] == ["Cisplatin"]
     with pytest.raises(ValueError, match="T1 \\(0-4\\) does not align to tokens \\(strict\\)"):
         read_brat(path, nlp, alignment_mode="strict")
+
+
+def test_symmetric_relations_are_stored_both_ways_and_written_once(nlp, tmp_path):
+    record = {
+        "tokens": ["Ann", "met", "Bob", "in", "Rome"],
+        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Peop", "start": 2, "end": 3}, {"type": "Loc", "start": 4, "end": 5}],
+        "relations": [{"type": "Meet", "head": 0, "tail": 1}, {"type": "Live_In", "head": 1, "tail": 2}],
+    }
+    srsly.write_json(tmp_path / "in.json", [record])
+    srsly.write_json(tmp_path / "types.json", {"relations": {"Meet": {"symmetric": True}, "Live_In": {"symmetric": False}}})
+    symmetric = symmetric_relation_types(tmp_path / "types.json")
+    assert symmetric == {"Meet"}
+    doc = read_spert(tmp_path / "in.json", nlp.vocab)[0]
+    add_symmetric_reverses(doc, symmetric)
+    add_symmetric_reverses(doc, symmetric)  # idempotent
+    assert sorted((h.start, t.start, label) for h, t, label, _ in get_relations(doc)) == [(0, 2, "Meet"), (2, 0, "Meet"), (2, 4, "Live_In")]
+    drop_symmetric_reverses(doc, symmetric)
+    write_spert([doc], tmp_path / "back.json")
+    assert srsly.read_json(tmp_path / "back.json") == [record]
+
+
+@pytest.mark.parametrize("types", ["not json", "[1, 2]", '{"relations": {"ADE": 5}}'])
+def test_a_malformed_types_file_is_a_value_error(tmp_path, types):
+    (tmp_path / "types.json").write_text(types, encoding="utf8")
+    with pytest.raises(ValueError, match="expected a SpERT types file"):
+        symmetric_relation_types(tmp_path / "types.json")
+    with pytest.raises(FileNotFoundError, match="No such types file"):
+        symmetric_relation_types(tmp_path / "missing.json")

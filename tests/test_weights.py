@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from spacy_bioner.weights import SCHEMES, class_weights
+from spacy_bioner.weights import SCHEMES, class_weights, weights_table
 
 # The WeLT paper's NCBI-disease instance counts (section 3).
 PAPER_COUNTS = {"O": 4_262_718, "B": 389_892, "I": 1_215_981}
@@ -79,3 +79,11 @@ def test_unknown_scheme_lists_valid_ones():
 def test_invalid_arguments_are_named(counts, kwargs, message):
     with pytest.raises(ValueError, match=message):
         class_weights(counts, "ens", **kwargs)
+
+
+def test_weights_table_has_a_row_per_class_and_a_column_per_scheme():
+    lines = weights_table({"O": 90, "B-X": 4, "I-X": 6}, "ens", 0.9, 1.0)
+    assert lines[0].split() == ["tag", "count", "none", "welt", "ins", "isns", "ens*"]
+    assert [line.split()[:2] for line in lines[1:]] == [["O", "90"], ["B-X", "4"], ["I-X", "6"]]
+    assert float(lines[1].split()[3]) == pytest.approx(class_weights({"O": 90, "B-X": 4, "I-X": 6}, "welt")["O"], abs=1e-4)
+    assert len({len(line) for line in lines}) == 1

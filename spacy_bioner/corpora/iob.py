@@ -8,7 +8,8 @@ tag that does not continue an entity of its type is repaired by starting a new e
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, List, Sequence, Tuple, Union
+from collections import Counter
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -128,6 +129,14 @@ def doc_to_tags(doc: Doc, scheme: str = "iob") -> List[Tuple[str, str]]:
     """(token text, tag) pairs for a Doc's entities."""
     spans = [(ent.start, ent.end, ent.label_) for ent in doc.ents]
     return list(zip((token.text for token in doc), spans_to_iob(spans, len(doc), scheme)))
+
+
+def tag_counts(docs: Iterable[Doc]) -> Dict[str, int]:
+    """Token-level IOB2 tag counts of the docs' entities: O first, then by entity type."""
+    counts: Counter = Counter()
+    for doc in docs:
+        counts.update(tag for _, tag in doc_to_tags(doc))
+    return dict(sorted(counts.items(), key=lambda item: (item[0] != "O", item[0][2:], item[0])))
 
 
 def write_iob(docs: Iterable[Doc], path: Union[str, Path], scheme: str = "iob") -> int:

@@ -10,7 +10,7 @@ kept in ``doc.user_data["orig_id"]``.
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Set, Union
 
 import srsly
 from spacy.tokens import Doc, Span
@@ -124,3 +124,41 @@ def write_spert(docs: Iterable[Doc], path: Union[str, Path], spans_key: str = DE
     records = [doc_to_record(doc, spans_key) for doc in docs]
     srsly.write_json(path, records)
     return len(records)
+
+
+def symmetric_relation_types(path: Union[str, Path]) -> Set[str]:
+    """The relation types a SpERT types file marks ``"symmetric": true``.
+
+    Raises FileNotFoundError for a missing file and ValueError for one that is not a
+    types file ``{"relations": {NAME: {"symmetric": true}}}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such types file: {path}")
+    try:
+        relations = srsly.read_json(path).get("relations", {})
+        return {name for name, info in relations.items() if info.get("symmetric")}
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"expected a SpERT types file, {{\"relations\": {{NAME: {{\"symmetric\": true}}}}}} ({err})") from None
+
+
+def add_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
+    """Store each relation of a symmetric type in both directions (as SpERT reads its
+    data, where a symmetric relation is listed once)."""
+    symmetric = set(symmetric)
+    relations = get_relations(doc)
+    reverse = [(r.tail, r.head, r.label, r.score) for r in relations if r.label in symmetric]
+    known = {(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations}
+    set_relations(doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known])
+
+
+def drop_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
+    """Keep one direction of each relation of a symmetric type (the first stored), so
+    that it is written once; the inverse of :func:`add_symmetric_reverses`."""
+    symmetric = set(symmetric)
+    seen, kept = set(), []
+    for relation in get_relations(doc):
+        key = (relation.label, *sorted([(relation.head.start, relation.head.end), (relation.tail.start, relation.tail.end)]))
+        if relation.label not in symmetric or key not in seen:
+            kept.append(relation)
+            seen.add(key)
+    set_relations(doc, kept)
