@@ -1,5 +1,5 @@
 """Score every member and every combination (union, majority, meta) on a test set,
-like Table 1 of seeds/004, and write OUTPUT.md / OUTPUT.json.
+like Table 1 of Verma, Bergler & Tahaei 2023, and write OUTPUT.md / OUTPUT.json.
 
     python scripts/evaluate_ensembles.py training/ensemble/members/model-best \
         corpus/NCBI-disease/test.spacy metrics/ensemble_NCBI-disease \

@@ -1,5 +1,5 @@
 """A training logger that keeps the members' dev-set predictions at every evaluation,
-the raw material of the Meta filter (seeds/004: predictions from every epoch, because
+the raw material of the Meta filter (Verma, Bergler & Tahaei 2023: predictions from every epoch, because
 a well-trained model makes too few mistakes to learn from)."""
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple

@@ -1,4 +1,4 @@
-"""Training data for the learned Meta filter (seeds/004, sections 4.6-4.7).
+"""Training data for the learned Meta filter (Verma, Bergler & Tahaei 2023, sections 4.6-4.7).
 
 Each prediction becomes one short text: the entity type as a prompt, then the sentence
 (at most CONTEXT_TOKENS tokens on either side) with markers around the predicted span,

@@ -1,4 +1,4 @@
-"""Combining the predictions of several entity recognisers (seeds/004, sections 4.4-4.5).
+"""Combining the predictions of several entity recognisers (Verma, Bergler & Tahaei 2023, sections 4.4-4.5).
 
 Pure functions: a prediction is ``(start, end, label)`` within one doc (token offsets),
 a member's output is a mapping from its predictions to their scores.

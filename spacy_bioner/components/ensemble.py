@@ -1,5 +1,5 @@
 """`bioner_ensemble`: union, majority vote or a learned Meta filter over the entity
-predictions of other components (seeds/004, sections 4.4-4.7).
+predictions of other components (Verma, Bergler & Tahaei 2023, sections 4.4-4.7).
 
 Members are read from span groups (`sources`; `ents` for doc.ents). In `meta` mode a
 separately trained filter pipeline (a text classifier with the labels KEEP and DROP,

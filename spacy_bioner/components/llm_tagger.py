@@ -1,4 +1,4 @@
-"""`bioner_llm_tagger`: VANER (seeds/003), sequence labelling with an instructed LLM.
+"""`bioner_llm_tagger`: VANER (Bian et al. 2024), sequence labelling with an instructed LLM.
 
 For every entity type it knows, the component prepends an instruction ("If any Disease
 entity is mentioned in the NCBI-disease input, extract it. ##input: ") to the sentence

@@ -1,4 +1,4 @@
-"""`bioner_spans`: span classification (SpanPred, seeds/004 section 4.3), which can
+"""`bioner_spans`: span classification (SpanPred, Verma, Bergler & Tahaei 2023, section 4.3), which can
 predict nested and overlapping entities.
 
 Every candidate span (by default every span of up to ``max_span_length`` tokens; any
@@ -101,7 +101,7 @@ def make_span_classifier(
 
     suggester: a spaCy suggester (e.g. spacy.ngram_suggester.v1) for the candidates;
         null: every span of 1..max_span_length tokens.
-    max_span_length: longest candidate in tokens (seeds/004: 32); also caps a suggester.
+    max_span_length: longest candidate in tokens (Verma, Bergler & Tahaei 2023: 32); also caps a suggester.
     negatives_per_doc: train on at most this many random negative candidates per doc
         (SpERT.MT: 100-120); null: all of them (the paper).
     threshold: null keeps the spans whose most probable class is an entity type (the

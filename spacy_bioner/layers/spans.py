@@ -10,7 +10,7 @@ Enumeration is vectorised over the whole batch (no Python loop over docs or span
 any combination of three parts, concatenated in this order:
 
 - ``boundary``: ``[u_b; u_e]``, the vectors of the first and last token (Lee et al. 2017;
-  SpanPred in seeds/004 section 4.3);
+  SpanPred in Verma, Bergler & Tahaei 2023, section 4.3);
 - ``maxpool``: the element-wise maximum over the span's tokens (SpERT); computed with a
   sparse table, so memory grows with ``n_tokens * log(max width)``, not with the summed
   widths of all spans;
@@ -52,7 +52,7 @@ def enumerate_spans(lengths: Sequence[int], max_length: int, ops: Optional[Ops] 
 
 @registry.misc("spacy_bioner.all_spans_suggester.v1")
 def build_all_spans_suggester(max_length: int = 32) -> Callable[..., Ragged]:
-    """Suggester of every span of 1..max_length tokens (seeds/004: 32), for
+    """Suggester of every span of 1..max_length tokens (Verma, Bergler & Tahaei 2023: 32), for
     `bioner_spans` or spaCy's `spancat`."""
     if max_length < 1:
         raise ValueError(f"max_length must be a positive integer; got {max_length}")

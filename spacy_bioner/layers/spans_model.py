@@ -19,7 +19,7 @@ def build_span_classifier_model(
     hidden_size: int = 0,
     nO: Optional[int] = None,
 ) -> Model[Tuple[List[Doc], Ragged], Floats2d]:
-    """Unnormalised label scores for candidate spans (SpanPred, seeds/004 section 4.3).
+    """Unnormalised label scores for candidate spans (SpanPred, Verma, Bergler & Tahaei 2023, section 4.3).
 
     Input: the docs and their candidate spans (a Ragged of doc-local (start, end) rows,
     one group per doc, as spaCy's suggesters return). Output: one row per span.
