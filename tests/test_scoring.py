@@ -104,3 +104,25 @@ def test_empty_prediction_and_gold_give_zero_not_an_error():
     nlp = spacy.blank("en")
     example = Example(_doc(nlp, ["x"], []), _doc(nlp, ["x"], []))
     assert score_entities([example])["ents_f"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "factory,config,default_key",
+    [
+        ("bioner_tagger", {}, None),
+        ("bioner_spans", {}, "spans_a"),
+        ("bioner_relations", {}, "spans_a"),
+        ("bioner_ensemble", {"sources": ["x", "y"]}, None),
+    ],
+)
+def test_every_component_has_one_scorer_mechanism(factory, config, default_key):
+    """`scorer = null` (the default) is the component's registered scorer bound to what
+    it writes (doc.ents, or its span group, which follows the component's name); a
+    configured scorer replaces it."""
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe(factory, name="spans_a", config=config)
+    assert nlp.config["components"]["spans_a"]["scorer"] is None
+    assert pipe.scorer.spans_key == default_key
+    other = spacy.blank("en")
+    configured = {**config, "scorer": {"@scorers": "spacy_bioner.entity_scorer.v1", "spans_key": "sc"}}
+    assert other.add_pipe(factory, name="spans_a", config=configured).scorer.spans_key == "sc"

@@ -37,7 +37,7 @@ FILTER_DIR = "filter"
         "set_ents": True,
         "threshold": 0.5,
         "extra_features": False,
-        "scorer": {"@scorers": "spacy_bioner.entity_scorer.v1"},
+        "scorer": None,
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -61,6 +61,8 @@ def make_ensemble(
     threshold: in meta mode, the filter probability of KEEP a prediction needs.
     extra_features: give the filter the vote pattern and member scores (must match
         how its training data was made).
+    scorer: null: strict P/R/F of doc.ents (keys ents_p/r/f/per_type); a registered
+        scorer to override it, e.g. spacy_bioner.entity_scorer.v1 with a spans_key.
     """
     return Ensemble(nlp.vocab, name, sources=sources, mode=mode, min_votes=min_votes, spans_key=spans_key,
                     set_ents=set_ents, threshold=threshold, extra_features=extra_features, scorer=scorer)
@@ -69,7 +71,7 @@ def make_ensemble(
 class Ensemble(Pipe):
     def __init__(self, vocab, name: str = "bioner_ensemble", *, sources: List[str], mode: str = "majority",
                  min_votes: Optional[int] = None, spans_key: Optional[str] = None, set_ents: bool = True,
-                 threshold: float = 0.5, extra_features: bool = False, scorer: Optional[Callable] = make_entity_scorer()):
+                 threshold: float = 0.5, extra_features: bool = False, scorer: Optional[Callable] = None):
         if not sources:
             raise ValueError(f"[{name}] sources is empty: list the span group keys of the members (or 'ents')")
         if len(set(sources)) != len(sources):
@@ -82,11 +84,16 @@ class Ensemble(Pipe):
             raise ValueError(f"[{name}] threshold = {threshold} must be in [0, 1]")
         self.vocab = vocab
         self.name = name
-        self.scorer = scorer
+        self.custom_scorer = scorer
         self.filter: Optional[Language] = None
         self.cfg: Dict[str, Any] = {"sources": list(sources), "mode": mode, "min_votes": min_votes,
                                     "spans_key": spans_key, "set_ents": set_ents,
                                     "threshold": threshold, "extra_features": extra_features}
+
+    @property
+    def scorer(self) -> Callable:
+        """The configured scorer, else strict P/R/F of doc.ents (keys ents_*)."""
+        return self.custom_scorer or make_entity_scorer()
 
     @property
     def min_votes(self) -> int:

@@ -85,7 +85,7 @@ TAGS = [split_tag(tag)[0] for tag in tag_inventory(["X"])]
         "beta": 0.9,
         "weight_strength": 1.0,
         "class_weights": None,
-        "scorer": {"@scorers": "spacy_bioner.entity_scorer.v1"},
+        "scorer": None,
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -129,6 +129,8 @@ def make_llm_tagger(
     pack_base_model: also save the base weights, so the pipeline loads without them.
     scheme, beta, weight_strength, class_weights: loss weights of O/B/I (spacy_bioner.weights);
         VANER uses plain cross-entropy ("none").
+    scorer: null: strict P/R/F of doc.ents (keys ents_p/r/f/per_type); a registered
+        scorer to override it, e.g. spacy_bioner.entity_scorer.v1 with a spans_key.
     """
     return LLMTagger(
         nlp.vocab,
@@ -190,7 +192,7 @@ class LLMTagger(EntityPipe):
         beta: float = 0.9,
         weight_strength: float = 1.0,
         class_weights: Optional[Dict[str, float]] = None,
-        scorer: Optional[Callable] = make_entity_scorer(),
+        scorer: Optional[Callable] = None,
     ) -> None:
         check_scheme(name, scheme)
         if instruction_mode not in INSTRUCTION_MODES:
@@ -212,7 +214,7 @@ class LLMTagger(EntityPipe):
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.scorer = scorer
+        self.custom_scorer = scorer
         self.explicit_weights = dict(class_weights) if class_weights else None
         self.cfg: Dict[str, Any] = {
             "labels": [],
@@ -241,6 +243,11 @@ class LLMTagger(EntityPipe):
         self._rng = random.Random(seed)
         self._encoder: Optional[InstructionEncoder] = None
         self._retrieved: Dict[Tuple[str, ...], list] = {}
+
+    @property
+    def scorer(self) -> Callable:
+        """The configured scorer, else strict P/R/F of doc.ents (keys ents_*)."""
+        return self.custom_scorer or make_entity_scorer()
 
     @property
     def encoder(self) -> InstructionEncoder:

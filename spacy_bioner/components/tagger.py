@@ -45,7 +45,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
         "beta": 0.9,
         "weight_strength": 1.0,
         "class_weights": None,
-        "scorer": {"@scorers": "spacy_bioner.entity_scorer.v1"},
+        "scorer": None,
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -68,6 +68,8 @@ def make_tagger(
     scheme, beta, weight_strength: class weighting of the loss (spacy_bioner.weights),
         computed from the training tags in initialize(); ignored when class_weights is set.
     class_weights: explicit weight per tag ("O", "B-Disease", ...), all tags required.
+    scorer: null: strict P/R/F of doc.ents (keys ents_p/r/f/per_type); a registered
+        scorer to override it, e.g. spacy_bioner.entity_scorer.v1 with a spans_key.
     """
     return BioTagger(
         nlp.vocab,
@@ -100,7 +102,7 @@ class BioTagger(EntityPipe):
         beta: float = 0.9,
         weight_strength: float = 1.0,
         class_weights: Optional[Dict[str, float]] = None,
-        scorer: Optional[Callable] = make_entity_scorer(),
+        scorer: Optional[Callable] = None,
     ) -> None:
         check_scheme(name, scheme)
         if model.attrs.get("output") == "crf" and (scheme != "none" or class_weights):
@@ -111,7 +113,7 @@ class BioTagger(EntityPipe):
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.scorer = scorer
+        self.custom_scorer = scorer
         self.explicit_weights = dict(class_weights) if class_weights else None
         self.cfg: Dict[str, Any] = {
             "labels": [],
@@ -124,6 +126,11 @@ class BioTagger(EntityPipe):
             "tag_counts": {},
         }
         self._weights_cache: Optional[Tuple[Tuple[str, ...], Any]] = None
+
+    @property
+    def scorer(self) -> Callable:
+        """The configured scorer, else strict P/R/F of doc.ents (keys ents_*)."""
+        return self.custom_scorer or make_entity_scorer()
 
     @property
     def tags(self) -> List[str]:
