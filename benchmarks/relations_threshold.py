@@ -1,7 +1,8 @@
-"""How the prediction threshold theta (Eq. 18 of Lu & Xue 2024; default 0.85) shapes the
-scores of models that benchmarks/bench_relations.py trained: each model-last in its
-work directory is scored on its scored split (test, or dev with --split dev) again at
-every given theta.
+"""How the prediction rule shapes the scores of models that benchmarks/bench_relations.py
+trained: each model-last in its work directory is scored on its scored split (test, or
+dev with --split dev) again at every given threshold theta (Eq. 18 of Lu & Xue 2024,
+decision "score"; default 0.85) and, with --decisions ... identification, with the
+identification heads deciding (decision "identification"; theta unused).
 
     python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 1000 --workdir /tmp/rel_ade
     python benchmarks/relations_threshold.py ade /tmp/rel_ade --folds 0-9 --thresholds 0.85 0.5 0
@@ -38,34 +39,40 @@ def main() -> None:
     parser.add_argument("--split", choices=["test", "dev"], default="test", help="The --split of that run")
     parser.add_argument("--seed", type=int, default=0, help="Which of that run's seeds to rescore")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.5, 0.0])
+    parser.add_argument("--decisions", nargs="+", choices=["score", "identification"], default=["score"])
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     folds = parse_folds(args.dataset, args.folds)
     average = DATASETS[args.dataset]["average"]
-    rows = {(variant, theta): [] for variant in args.variants for theta in args.thresholds}
+    rules = [("score", theta) for theta in args.thresholds] * ("score" in args.decisions)
+    rules += [("identification", None)] * ("identification" in args.decisions)
+    rows = {(variant, rule): [] for variant in args.variants for rule in rules}
     for variant in args.variants:
         for fold in folds:
             run = f"{args.dataset}_{fold}_{args.split}_seed{args.seed}"
             nlp = load_model(args.workdir / variant / run / "model-last", args.workdir)
             references = read_scored_docs(fold_corpus(args.workdir, args.dataset, fold) / args.split, nlp.vocab)
-            for theta in args.thresholds:
-                nlp.get_pipe(KEY).cfg["threshold"] = theta
+            for decision, theta in rules:
+                cfg = nlp.get_pipe(KEY).cfg
+                cfg["decision"], cfg["threshold"] = decision, cfg["threshold"] if theta is None else theta
                 scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
                 row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
-                rows[variant, theta].append(row)
-                print(f"{variant} fold {fold} theta {theta}: " + ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS), flush=True)
+                rows[variant, (decision, theta)].append(row)
+                cells = ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS)
+                print(f"{variant} fold {fold} {decision} theta {theta}: {cells}", flush=True)
     columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
     lines = [
-        f"# bioner_relations on {args.dataset}: scores at each threshold theta ({average} averages, "
+        f"# bioner_relations on {args.dataset}: scores by prediction rule ({average} averages, "
         f"mean over folds {folds}; {args.split} split" + (", not for choosing theta)" if args.split == "test" else ")"),
         "",
-        "| variant | theta | " + " | ".join(columns) + " |",
-        "|" + "---|" * (len(columns) + 2),
+        "| variant | decision | theta | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 3),
     ]
-    for (variant, theta), fold_rows in rows.items():
+    for (variant, (decision, theta)), fold_rows in rows.items():
         means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
-        lines.append(f"| {variant} | {theta:g} | " + " | ".join(f"{mean:.2f}" for mean in means) + " |")
+        cells = " | ".join(f"{mean:.2f}" for mean in means)
+        lines.append(f"| {variant} | {decision} | {'' if theta is None else f'{theta:g}'} | {cells} |")
     lines += ["", f"Command: `{display_command(['benchmarks/relations_threshold.py', *sys.argv[1:]], args.workdir)}`"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"relations_{args.dataset}{args.suffix}_threshold.md").write_text("\n".join(lines) + "\n")
