@@ -1,6 +1,8 @@
+import json
 import math
 import pickle
 import random
+from pathlib import Path
 
 import numpy
 import pytest
@@ -12,16 +14,24 @@ from spacy_bioner.components import relation_extractor
 from spacy_bioner.losses import pairwise_ranking_loss
 from spacy_bioner.relations import Relation
 
-from .util import tiny_tok2vec
 from .pipelines import relations_examples
+from .util import tiny_tok2vec
 
 # (text, entities (start, end, type), relations (head entity, tail entity, type))
 RELATION_SENTENCES = [
     ("Aspirin induced Reye syndrome in children .", [(0, 1, "Drug"), (2, 4, "Effect")], [(1, 0, "ADE")]),
     ("Cisplatin causes acute kidney injury .", [(0, 1, "Drug"), (2, 5, "Effect")], [(1, 0, "ADE")]),
     ("No adverse events were seen .", [], []),
-    ("Rash was noted after penicillin and fever after ibuprofen .", [(0, 1, "Effect"), (4, 5, "Drug"), (6, 7, "Effect"), (8, 9, "Drug")], [(0, 1, "ADE"), (2, 3, "ADE")]),
-    ("Haloperidol was given ; neuroleptic malignant syndrome followed .", [(0, 1, "Drug"), (4, 7, "Effect")], [(1, 0, "ADE")]),
+    (
+        "Rash was noted after penicillin and fever after ibuprofen .",
+        [(0, 1, "Effect"), (4, 5, "Drug"), (6, 7, "Effect"), (8, 9, "Drug")],
+        [(0, 1, "ADE"), (2, 3, "ADE")],
+    ),
+    (
+        "Haloperidol was given ; neuroleptic malignant syndrome followed .",
+        [(0, 1, "Drug"), (4, 7, "Effect")],
+        [(1, 0, "ADE")],
+    ),
     ("Metformin treats diabetes .", [(0, 1, "Drug"), (2, 3, "Disease")], [(0, 1, "Treats")]),
 ]
 
@@ -55,7 +65,10 @@ def trained():
 
 
 def relation_set(doc):
-    return {(r.head.start, r.head.end, r.head.label_, r.tail.start, r.tail.end, r.tail.label_, r.label) for r in doc._.relations}
+    return {
+        (r.head.start, r.head.end, r.head.label_, r.tail.start, r.tail.end, r.tail.label_, r.label)
+        for r in doc._.relations
+    }
 
 
 def test_overfits_entities_and_relations(trained):
@@ -68,7 +81,12 @@ def test_overfits_entities_and_relations(trained):
     doc = nlp("Rash was noted after penicillin and fever after ibuprofen .")
     assert relation_set(doc) == {(0, 1, "Effect", 4, 5, "Drug", "ADE"), (6, 7, "Effect", 8, 9, "Drug", "ADE")}
     assert all(isinstance(r, Relation) and r.score >= 0.85 for r in doc._.relations)
-    assert [(s.start, s.end, s.label_) for s in doc.spans["bioner_relations"]] == [(0, 1, "Effect"), (4, 5, "Drug"), (6, 7, "Effect"), (8, 9, "Drug")]
+    assert [(s.start, s.end, s.label_) for s in doc.spans["bioner_relations"]] == [
+        (0, 1, "Effect"),
+        (4, 5, "Drug"),
+        (6, 7, "Effect"),
+        (8, 9, "Drug"),
+    ]
 
 
 def test_round_trips_keep_relations(trained):
@@ -99,7 +117,10 @@ def test_pipeline_serialization(trained, tmp_path):
     loaded = spacy.load(tmp_path / "model")
     assert relation_set(loaded(text)) == expected
     assert relation_set(pickle.loads(pickle.dumps(nlp))(text)) == expected
-    assert loaded.get_pipe("bioner_relations").label_data == {"entities": ["Disease", "Drug", "Effect"], "relations": ["ADE", "Treats"]}
+    assert loaded.get_pipe("bioner_relations").label_data == {
+        "entities": ["Disease", "Drug", "Effect"],
+        "relations": ["ADE", "Treats"],
+    }
 
 
 def test_no_one_and_many_entities(monkeypatch):
@@ -109,7 +130,6 @@ def test_no_one_and_many_entities(monkeypatch):
     sentences = [RELATION_SENTENCES[2], ("Aspirin helps .", [(0, 1, "Drug")], []), (many_text, many, [(0, 1, "ADE")])]
     examples = relations_examples(nlp, sentences)
     nlp.initialize(lambda: examples)
-    pipe = nlp.get_pipe("bioner_relations")
     seen = []
     original = relation_extractor.sample_pairs
 
@@ -166,16 +186,57 @@ def test_convert_spert_round_trip_with_symmetric_types(tmp_path):
 
     from spacy_bioner.cli import app
 
-    records = [{"tokens": ["Ann", "met", "Bob", "in", "Rome"], "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Peop", "start": 2, "end": 3}, {"type": "Loc", "start": 4, "end": 5}], "relations": [{"type": "Meet", "head": 0, "tail": 1}, {"type": "Live_In", "head": 1, "tail": 2}]}]
+    records = [
+        {
+            "tokens": ["Ann", "met", "Bob", "in", "Rome"],
+            "entities": [
+                {"type": "Peop", "start": 0, "end": 1},
+                {"type": "Peop", "start": 2, "end": 3},
+                {"type": "Loc", "start": 4, "end": 5},
+            ],
+            "relations": [{"type": "Meet", "head": 0, "tail": 1}, {"type": "Live_In", "head": 1, "tail": 2}],
+        }
+    ]
     srsly.write_json(tmp_path / "in.json", records)
-    srsly.write_json(tmp_path / "types.json", {"entities": {}, "relations": {"Meet": {"symmetric": True}, "Live_In": {"symmetric": False}}})
+    srsly.write_json(
+        tmp_path / "types.json",
+        {"entities": {}, "relations": {"Meet": {"symmetric": True}, "Live_In": {"symmetric": False}}},
+    )
     runner = CliRunner()
-    result = runner.invoke(app, ["convert", "spert", str(tmp_path / "in.json"), str(tmp_path / "out.spacy"), "--spans-key", "bioner_relations", "--types", str(tmp_path / "types.json")])
+    result = runner.invoke(
+        app,
+        [
+            "convert",
+            "spert",
+            str(tmp_path / "in.json"),
+            str(tmp_path / "out.spacy"),
+            "--spans-key",
+            "bioner_relations",
+            "--types",
+            str(tmp_path / "types.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = next(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
-    assert relation_set(doc) == {(0, 1, "Peop", 2, 3, "Peop", "Meet"), (2, 3, "Peop", 0, 1, "Peop", "Meet"), (2, 3, "Peop", 4, 5, "Loc", "Live_In")}
+    assert relation_set(doc) == {
+        (0, 1, "Peop", 2, 3, "Peop", "Meet"),
+        (2, 3, "Peop", 0, 1, "Peop", "Meet"),
+        (2, 3, "Peop", 4, 5, "Loc", "Live_In"),
+    }
     assert len(doc.spans["bioner_relations"]) == 3
-    result = runner.invoke(app, ["convert", "spert", str(tmp_path / "out.spacy"), str(tmp_path / "back.json"), "--spans-key", "bioner_relations", "--types", str(tmp_path / "types.json")])
+    result = runner.invoke(
+        app,
+        [
+            "convert",
+            "spert",
+            str(tmp_path / "out.spacy"),
+            str(tmp_path / "back.json"),
+            "--spans-key",
+            "bioner_relations",
+            "--types",
+            str(tmp_path / "types.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert srsly.read_json(tmp_path / "back.json") == records
 
@@ -223,13 +284,13 @@ def test_class_counts_and_default_weights():
     assert weights["relations"]["Neg_Relation"] < weights["relations"]["ADE"] < weights["relations"]["Treats"]
 
 
-def test_ens_beta_and_weight_strength_reach_the_weights():
+def test_beta_and_weight_strength_reach_the_weights():
     def entity_weights(**config):
         return initialized(**config)[1].cfg["class_weights"]["entities"]
 
     assert set(entity_weights(scheme="ins", weight_strength=0.0).values()) == {1.0}
     # ENS: beta 0.5 treats the classes seen more than a few times (nearly) alike, 0.99 does not
-    low, high = entity_weights(scheme="ens", ens_beta=0.5), entity_weights(scheme="ens", ens_beta=0.99)
+    low, high = entity_weights(scheme="ens", beta=0.5), entity_weights(scheme="ens", beta=0.99)
     assert low["Drug"] / low["Neg_Span"] == pytest.approx(1.0, abs=0.02)
     assert high["Drug"] / high["Neg_Span"] > 5
 
@@ -239,7 +300,7 @@ def test_class_weights_weight_each_row_by_its_gold_class(multitask):
     """Rows Drug (weight 4), negative (0.5), Effect (1): the classification loss is the
     weighted mean of the rows' losses, and each row's gradient is scaled to match."""
     explicit = {"Neg_Span": 0.5, "Disease": 1.0, "Drug": 4.0, "Effect": 1.0}
-    _, pipe, _ = initialized(multitask=multitask, alpha=0.0, class_weights={"entities": explicit})
+    _, pipe, _ = initialized(multitask=multitask, identification_weight=0.0, class_weights={"entities": explicit})
     scores = numpy.asarray([[2.0, 0.5, -1.0, 0.3], [0.3, 1.2, 0.1, -0.2], [-0.5, 0.2, 0.4, 1.1]], dtype="f")
     identification = numpy.zeros((3, 1), dtype="f")
     mask = numpy.ones(3, dtype=bool)
@@ -343,9 +404,9 @@ def test_relation_scores_depend_on_entity_scores_only_with_entity_logits(entity_
 
 @pytest.mark.parametrize("iou_scaling", [True, False])
 def test_iou_scaling_switch_on_hand_computed_values(iou_scaling):
-    """With beta = 0 the entity loss is the identification loss alone: Eq. 13 with
-    delta 0.25, or without IoU scaling the plain BCE of Eq. 4."""
-    _, pipe, _ = initialized(iou_scaling=iou_scaling, beta=0.0)
+    """With ranking_weight = 0 the entity loss is the identification loss alone: Eq. 13
+    with delta 0.25, or without IoU scaling the plain BCE of Eq. 4."""
+    _, pipe, _ = initialized(iou_scaling=iou_scaling, ranking_weight=0.0)
     logits = numpy.asarray([[0.5], [-1.0], [2.0]], dtype="f")
     targets = numpy.asarray([0, -1, -1])  # a Disease span and two negatives
     eniou = numpy.asarray([1.0, 0.5, 0.0], dtype="f")
@@ -460,3 +521,30 @@ def test_collapsed_model_never_exceeds_max_pairs(decision):
         patch.setattr(relation_extractor, "sample_pairs", spy)
         nlp.update(long_examples, losses={})
     assert seen and seen[0] <= 3 * 12
+
+
+def test_settings_named_as_in_0_1_are_read_with_their_0_1_meaning(tmp_path):
+    """0.1 called the loss weights alpha and beta and the ENS beta ens_beta: a complete
+    0.1 config (as every saved 0.1 pipeline has) is renamed, a mixed one is an error."""
+    old = {"alpha": 0.5, "beta": 2.0, "ens_beta": 0.99, "scheme": "ens"}
+    cfg = make_nlp(**old).get_pipe("bioner_relations").cfg
+    assert (cfg["identification_weight"], cfg["ranking_weight"], cfg["beta"]) == (0.5, 2.0, 0.99)
+    assert "alpha" not in cfg and "ens_beta" not in cfg
+    with pytest.raises(ValueError, match="identification_weight"):
+        make_nlp(alpha=0.5)
+    nlp = make_nlp(**old)
+    nlp.initialize(lambda: relations_examples(nlp, RELATION_SENTENCES))
+    nlp.to_disk(tmp_path)
+    loaded = spacy.load(tmp_path).get_pipe("bioner_relations").cfg
+    assert (loaded["identification_weight"], loaded["ranking_weight"], loaded["beta"]) == (0.5, 2.0, 0.99)
+
+
+def test_pipeline_saved_by_0_1_loads_with_todays_setting_names():
+    path = Path(__file__).parent / "fixtures" / "pipeline_v0_1" / "relations"
+    saved = json.loads((path / "bioner_relations" / "cfg").read_text())
+    assert {"alpha", "beta", "ens_beta"} <= set(saved)
+    cfg = spacy.load(path).get_pipe("bioner_relations").cfg
+    assert cfg["identification_weight"] == saved["alpha"]
+    assert cfg["ranking_weight"] == saved["beta"]
+    assert cfg["beta"] == saved["ens_beta"]
+    assert "alpha" not in cfg and "ens_beta" not in cfg

@@ -5,7 +5,7 @@ pairs of entities are scored for each relation type (model:
 :mod:`spacy_bioner.layers.relation_model`). Both stages train with the paper's
 multi-task loss: a binary identification head (the entity one with the IoU-scaled
 cross-entropy of Eq. 13) plus a pairwise ranking loss on the class scores (Eq. 6-9),
-``alpha * identification + beta * ranking`` per stage, summed over the stages (Eq. 17).
+``identification_weight * identification + ranking_weight * ranking`` per stage, summed over the stages (Eq. 17).
 At most ``negative_entities`` negative spans and ``negative_relations`` negative pairs
 per doc are trained on. Prediction names the best class by its score and keeps the
 span or pair by ``decision``: its score reaches ``threshold`` (``"score"``, Eq. 18, the
@@ -42,6 +42,7 @@ per doc the negatives it is trained on, ``min(negative_entities, other candidate
 and ``min(negative_relations, other ordered pairs of gold entities)`` (the pairs of
 predicted entities that ``train_on_predicted`` adds are not known before training).
 """
+
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -55,7 +56,14 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from ..entity_writing import write_entities
 from ..layers.relation_model import PairScores, RelationGradients, SpanScores
 from ..layers.spans import count_spans
-from ..losses import binary_cross_entropy, iou_scaled_bce, pairwise_ranking_loss, sigmoid, softmax, weighted_cross_entropy
+from ..losses import (
+    binary_cross_entropy,
+    iou_scaled_bce,
+    pairwise_ranking_loss,
+    sigmoid,
+    softmax,
+    weighted_cross_entropy,
+)
 from ..relation_sampling import Gold, SpanBatch, all_pairs, entity_targets, kept_entities, sample_pairs, span_batch
 from ..relations import relation_rows, set_relations
 from ..scoring import make_relation_scorer
@@ -69,14 +77,17 @@ from .common import (
     weight_vector,
 )
 
-DEFAULT_RELATIONS_MODEL = """
+DEFAULT_RELATIONS_MODEL = (
+    """
 [model]
 @architectures = "spacy_bioner.RelationExtractor.v1"
 width_size = 25
 max_width = 10
 entity_logits = true
 dropout = 0.1
-""" + DEFAULT_CNN_TOK2VEC
+"""
+    + DEFAULT_CNN_TOK2VEC
+)
 DEFAULT_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL)["model"]
 NEGATIVE_ENTITY = "Neg_Span"
 NEGATIVE_RELATION = "Neg_Relation"
@@ -98,10 +109,10 @@ SETTINGS: Dict[str, Any] = {
     "margin_positive": 2.5,
     "margin_negative": 0.5,
     "gamma": 2.0,
-    "alpha": 1.0,
-    "beta": 1.0,
+    "identification_weight": 1.0,
+    "ranking_weight": 1.0,
     "scheme": "none",
-    "ens_beta": 0.9,
+    "beta": 0.9,
     "weight_strength": 1.0,
     "train_on_predicted": False,
     "use_ents_from": None,
@@ -109,12 +120,22 @@ SETTINGS: Dict[str, Any] = {
     "set_ents": False,
 }
 POSITIVE_INTEGERS = ("max_span_length", "negative_entities", "negative_relations", "max_entities", "max_pairs")
+# spacy-bioner 0.1 called Eq. 10's weights alpha and beta and the ENS beta ens_beta; the
+# factory still reads those names, so pipelines saved by 0.1 load (see v01_settings)
+V01_NAMES = {"alpha": "identification_weight", "beta": "ranking_weight", "ens_beta": "beta"}
 
 
 @Language.factory(
     "bioner_relations",
     assigns=["doc.spans", "doc.ents", "doc._.relations"],
-    default_config={"model": DEFAULT_MODEL, **SETTINGS, "class_weights": None, "scorer": None},
+    default_config={
+        "model": DEFAULT_MODEL,
+        **SETTINGS,
+        "class_weights": None,
+        "scorer": None,
+        "alpha": None,
+        "ens_beta": None,
+    },
     default_score_weights={
         "rel_strict_micro_f": 0.5,
         "spans_bioner_relations_f": 0.5,
@@ -146,10 +167,10 @@ def make_relation_extractor(
     margin_positive: float,
     margin_negative: float,
     gamma: float,
-    alpha: float,
-    beta: float,
+    identification_weight: float,
+    ranking_weight: float,
     scheme: str,
-    ens_beta: float,
+    beta: float,
     weight_strength: float,
     class_weights: Optional[Dict[str, Dict[str, float]]],
     train_on_predicted: bool,
@@ -157,6 +178,8 @@ def make_relation_extractor(
     spans_key: Optional[str],
     set_ents: bool,
     scorer: Optional[Callable],
+    alpha: Optional[float] = None,
+    ens_beta: Optional[float] = None,
 ) -> "RelationExtractor":
     """Joint entity and relation extraction with SpERT.MT's multi-task losses.
 
@@ -180,13 +203,12 @@ def make_relation_extractor(
     delta: balance of Eq. 13 (paper: 0.25).
     margin_positive, margin_negative, gamma: m+, m-, gamma of the ranking loss (paper:
         2.5, 0.5, 2).
-    alpha, beta: weights of the identification and ranking losses (Eq. 10, with the
-        paper's names; paper: 1, 1).
-    scheme, ens_beta, weight_strength: class weights of the classification losses
+    identification_weight, ranking_weight: weights of the identification and ranking
+        losses (alpha and beta of Eq. 10; paper: 1, 1).
+    scheme, beta, weight_strength: class weights of the classification losses
         (spacy_bioner.weights: none, welt, ins, isns, ens; "none" is the paper), from
-        each stage's training counts in initialize(); ens_beta is the ENS beta, called
-        `beta` in the other components (here `beta` is Eq. 10's). See the module
-        docstring.
+        each stage's training counts in initialize(); beta is the ENS beta, as in the
+        other components. See the module docstring.
     class_weights: explicit weights, {"entities": {"Neg_Span": w, TYPE: w, ...},
         "relations": {"Neg_Relation": w, TYPE: w, ...}}, every class of a stage named;
         a stage given here does not use the scheme.
@@ -198,36 +220,31 @@ def make_relation_extractor(
     spans_key: span group of the predicted and gold entities (default: the name).
     set_ents: also write a non-overlapping selection of the entities to doc.ents.
     scorer: null: spacy_bioner.relation_scorer.v1 on spans_key.
+    alpha, ens_beta: the 0.1 names (null in new configs); a config that has them, as
+        every pipeline saved by 0.1 does, is read with 0.1's meanings: alpha and beta
+        the loss weights, ens_beta the ENS beta.
     """
-    return RelationExtractor(
-        nlp.vocab,
-        model,
-        name,
-        class_weights=class_weights,
-        scorer=scorer,
-        max_span_length=max_span_length,
-        negative_entities=negative_entities,
-        negative_relations=negative_relations,
-        max_entities=max_entities,
-        max_pairs=max_pairs,
-        threshold=threshold,
-        decision=decision,
-        multitask=multitask,
-        iou_scaling=iou_scaling,
-        delta=delta,
-        margin_positive=margin_positive,
-        margin_negative=margin_negative,
-        gamma=gamma,
-        alpha=alpha,
-        beta=beta,
-        scheme=scheme,
-        ens_beta=ens_beta,
-        weight_strength=weight_strength,
-        train_on_predicted=train_on_predicted,
-        use_ents_from=use_ents_from,
-        spans_key=spans_key,
-        set_ents=set_ents,
-    )
+    settings = v01_settings({key: value for key, value in locals().items() if key in SETTINGS or key in V01_NAMES})
+    return RelationExtractor(nlp.vocab, model, name, class_weights=class_weights, scorer=scorer, **settings)
+
+
+def v01_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """`settings` (factory settings or a loaded cfg) under today's names. Those that
+    have alpha or ens_beta were written by spacy-bioner 0.1, where alpha and beta were
+    the loss weights and ens_beta the ENS beta; the others are today's already."""
+    alpha, ens_beta = settings.get("alpha"), settings.get("ens_beta")
+    if alpha is None and ens_beta is None:
+        return {key: value for key, value in settings.items() if key not in ("alpha", "ens_beta")}
+    if alpha is None or ens_beta is None:
+        raise ValueError(
+            "bioner_relations: alpha and ens_beta are spacy-bioner 0.1's names, read only from a complete 0.1 "
+            "config; write identification_weight (was alpha), ranking_weight (was beta) and beta (was ens_beta)"
+        )
+    renamed = {key: value for key, value in settings.items() if key not in V01_NAMES}
+    for old, new in V01_NAMES.items():
+        if settings.get(old) is not None:
+            renamed[new] = settings[old]
+    return renamed
 
 
 class RelationExtractor(EntityPipe):
@@ -278,6 +295,16 @@ class RelationExtractor(EntityPipe):
             "class_counts": {},
         }
         self.custom_scorer = scorer
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
+        super().from_disk(path, exclude=exclude)
+        self.cfg = v01_settings(self.cfg)
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
+        super().from_bytes(bytes_data, exclude=exclude)
+        self.cfg = v01_settings(self.cfg)
+        return self
 
     @property
     def relation_labels(self) -> Tuple[str, ...]:
@@ -332,7 +359,9 @@ class RelationExtractor(EntityPipe):
         for label in labels.get("relations", []):
             self.add_relation_label(label)
         if not self.labels:
-            raise ValueError(f"[{self.name}] no entity types: the training data has no entities and no labels were given")
+            raise ValueError(
+                f"[{self.name}] no entity types: the training data has no entities and no labels were given"
+            )
         counts = self._count_classes(get_examples())
         self.cfg["class_counts"] = counts
         self.cfg["class_weights"] = {
@@ -342,7 +371,7 @@ class RelationExtractor(EntityPipe):
                 counts[stage],
                 self.explicit_weights.get(stage),
                 self.cfg["scheme"],
-                self.cfg["ens_beta"],
+                self.cfg["beta"],
                 self.cfg["weight_strength"],
                 setting=f"class_weights.{stage}",
             )
@@ -405,7 +434,7 @@ class RelationExtractor(EntityPipe):
                 if argument not in known:
                     raise ValueError(
                         f"[{self.name}] example {index}: the {role} of relation {label!r} "
-                        f"({reference[argument[0]:argument[1]].text!r}, {argument[2]}, tokens "
+                        f"({reference[argument[0] : argument[1]].text!r}, {argument[2]}, tokens "
                         f"{argument[0]}-{argument[1]}) is not a gold entity in the reference's {where}"
                     )
             if label not in relation_ids:
@@ -515,9 +544,9 @@ class RelationExtractor(EntityPipe):
     def _stage_loss(self, stage: str, scores, identification, targets, mask, eniou=None) -> Tuple[float, Any, Any]:
         """Loss of one stage ("entities" or "relations") on the rows where `mask` is
         true, and its gradients w.r.t. the class scores and the identification logits:
-        alpha * BCE (IoU-scaled with `eniou`) + beta * ranking, or softmax
-        cross-entropy without multitask; the classification loss class-weighted by the
-        rows' gold classes (target -1: the negative class)."""
+        identification_weight * BCE (IoU-scaled with `eniou`) + ranking_weight *
+        ranking, or softmax cross-entropy without multitask; the classification loss
+        class-weighted by the rows' gold classes (target -1: the negative class)."""
         xp = self.model.ops.xp
         targets, mask = xp.asarray(targets), xp.asarray(mask)
         weights = weight_vector(self.model.ops, self.cfg["class_weights"].get(stage, {}), self.stage_classes[stage])
@@ -535,8 +564,9 @@ class RelationExtractor(EntityPipe):
             bce, d_logits = iou_scaled_bce(xp, logits, positive, xp.asarray(eniou), cfg["delta"], mask)
         else:
             bce, d_logits = binary_cross_entropy(xp, logits, positive, mask=mask)
-        d_identification[:, 0] = d_logits * cfg["alpha"]
-        return cfg["alpha"] * bce + cfg["beta"] * rank, d_scores * cfg["beta"], d_identification
+        alpha, beta = cfg["identification_weight"], cfg["ranking_weight"]
+        d_identification[:, 0] = d_logits * alpha
+        return alpha * bce + beta * rank, d_scores * beta, d_identification
 
     def predict(self, docs: Iterable[Doc]) -> Tuple[SpanBatch, SpanScores, PairScores]:
         """The spans of the docs, their entity scores, and the scores of the pairs of
