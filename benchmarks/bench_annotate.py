@@ -8,6 +8,7 @@ The input is sentences of NCBI-disease and BC5CDR (train splits) as JSONL. Times
 cover reading, annotating and writing; pipeline loading is outside the timed part for
 the local runs, and worker-side loading is inside it for Dask (cluster start-up is not).
 """
+
 import json
 import tempfile
 import time
@@ -15,12 +16,11 @@ from pathlib import Path
 
 import spacy
 import typer
+from paths import display_arg
 
 from spacy_bioner.annotate import Summary, Writer, annotate_records, iter_inputs
 from spacy_bioner.corpora.iob import read_tagged_sentences
 from spacy_bioner.distributed import annotate_on_cluster, local_cluster
-
-from paths import display_arg
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,14 @@ def run(label: str, annotate, source: Path, output: Path) -> dict:
     annotate(records, writer, summary)
     writer.close()
     seconds = time.perf_counter() - start
-    return {"setup": label, "docs": summary.n_annotated, "words": summary.n_words, "seconds": seconds,
-            "docs_per_second": summary.n_annotated / seconds, "words_per_second": summary.n_words / seconds}
+    return {
+        "setup": label,
+        "docs": summary.n_annotated,
+        "words": summary.n_words,
+        "seconds": seconds,
+        "docs_per_second": summary.n_annotated / seconds,
+        "words_per_second": summary.n_words / seconds,
+    }
 
 
 def main(
@@ -58,15 +64,40 @@ def main(
         source = Path(tmp) / "input.jsonl"
         write_input(source, data, n_docs)
         for n_process in (1, 2):
-            rows.append(run(f"{n_process} process(es)", lambda r, w, s: annotate_records(nlp, r, w, s, batch_size, n_process), source, Path(tmp) / f"out{n_process}.jsonl"))
+            rows.append(
+                run(
+                    f"{n_process} process(es)",
+                    lambda r, w, s: annotate_records(nlp, r, w, s, batch_size, n_process),
+                    source,
+                    Path(tmp) / f"out{n_process}.jsonl",
+                )
+            )
             print(rows[-1], flush=True)
         with local_cluster(2) as client:
-            rows.append(run("Dask local cluster, 2 workers", lambda r, w, s: annotate_on_cluster(client, model, r, w, s, batch_size=batch_size), source, Path(tmp) / "dask.jsonl"))
+            rows.append(
+                run(
+                    "Dask local cluster, 2 workers",
+                    lambda r, w, s: annotate_on_cluster(client, model, r, w, s, batch_size=batch_size),
+                    source,
+                    Path(tmp) / "dask.jsonl",
+                )
+            )
             print(rows[-1], flush=True)
-        same = (Path(tmp) / "out1.jsonl").read_text() == (Path(tmp) / "out2.jsonl").read_text() == (Path(tmp) / "dask.jsonl").read_text()
-    lines = [f"Model: {display_arg(model)}; {n_docs} documents (NCBI-disease + BC5CDR train sentences), batch size {batch_size}; outputs identical: {same}", "",
-             "| setup | docs/s | words/s | seconds |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['setup']} | {r['docs_per_second']:.0f} | {r['words_per_second']:.0f} | {r['seconds']:.1f} |" for r in rows]
+        same = (
+            (Path(tmp) / "out1.jsonl").read_text()
+            == (Path(tmp) / "out2.jsonl").read_text()
+            == (Path(tmp) / "dask.jsonl").read_text()
+        )
+    lines = [
+        f"Model: {display_arg(model)}; {n_docs} documents (NCBI-disease + BC5CDR train sentences), batch size {batch_size}; outputs identical: {same}",
+        "",
+        "| setup | docs/s | words/s | seconds |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['setup']} | {r['docs_per_second']:.0f} | {r['words_per_second']:.0f} | {r['seconds']:.1f} |"
+        for r in rows
+    ]
     out = ROOT / "benchmarks" / "results" / "annotate"
     Path(f"{out}.md").write_text("\n".join(lines) + "\n", encoding="utf8")
     Path(f"{out}.json").write_text(json.dumps(rows, indent=2), encoding="utf8")

@@ -14,6 +14,7 @@ one thread (torch; thinc's blis is single-threaded): `tok2vec` (the others disab
 The head's cost is ``1 - wps(tok2vec + head) / wps(tok2vec)``, its share of pipeline
 time over the tok2vec alone. Writes benchmarks/results/<name>.{md,json}.
 """
+
 import argparse
 import json
 import platform
@@ -25,6 +26,7 @@ from typing import Dict, List
 
 import spacy
 import torch
+from paths import display_command
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import minibatch
@@ -33,13 +35,15 @@ from thinc.api import Config
 from spacy_bioner.components.common import DEFAULT_CNN_TOK2VEC
 from spacy_bioner.corpora import read_iob
 
-from paths import display_command
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ner" / "NCBI-disease"
 RESULTS = ROOT / "benchmarks" / "results"
 LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"}
-SYSTEMS = {"tok2vec": ["tok2vec"], "tok2vec + bioner_tagger": ["tok2vec", "bioner_tagger"], "tok2vec + ner": ["tok2vec", "ner"]}
+SYSTEMS = {
+    "tok2vec": ["tok2vec"],
+    "tok2vec + bioner_tagger": ["tok2vec", "bioner_tagger"],
+    "tok2vec + ner": ["tok2vec", "ner"],
+}
 
 
 def build(output: str) -> Language:
@@ -50,9 +54,20 @@ def build(output: str) -> Language:
     tagger = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": LISTENER}
     scheme = "none" if output == "crf" else "welt"
     nlp.add_pipe("bioner_tagger", config={"model": tagger, "scheme": scheme, "set_ents": False})
-    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-                                          "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2,
-                                          "use_upper": True, "tok2vec": LISTENER}})
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "extra_state_tokens": False,
+                "hidden_width": 64,
+                "maxout_pieces": 2,
+                "use_upper": True,
+                "tok2vec": LISTENER,
+            }
+        },
+    )
     return nlp
 
 

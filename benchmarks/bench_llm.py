@@ -14,6 +14,7 @@ Both systems use AdamW (Thinc Adam, decoupled weight decay 0.01) at a constant 2
 SmolLM2 is read from its GGUF once and kept as a Hugging Face directory under --work.
 Writes benchmarks/results/llm_<name>.md and .json after every row.
 """
+
 import argparse
 import json
 import random
@@ -24,6 +25,7 @@ from typing import Dict, List
 
 import spacy
 import torch
+from paths import display_path
 from spacy.training import Example
 from spacy.util import load_model_from_config, minibatch
 from thinc.api import Adam, Config
@@ -32,8 +34,6 @@ from spacy_bioner.corpora.multi import create_multi_corpus_reader
 from spacy_bioner.llm.backbone import load_backbone, load_tokenizer
 from spacy_bioner.offline_models import minilm_dir, model_paths
 from spacy_bioner.scoring import score_entities
-
-from paths import display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -84,7 +84,11 @@ def evaluate(nlp, examples: List[Example]) -> Dict[str, float]:
 
 def llm_pipeline(backbone: Path, settings: dict) -> spacy.Language:
     nlp = spacy.blank("en")
-    config = {"model": {"name": str(backbone), "device": "cpu", **settings.pop("model", {})}, "batch_size": 16, **settings}
+    config = {
+        "model": {"name": str(backbone), "device": "cpu", **settings.pop("model", {})},
+        "batch_size": 16,
+        **settings,
+    }
     nlp.add_pipe("bioner_llm_tagger", config=config)
     return nlp
 

@@ -30,6 +30,7 @@ lr_warmup). Any other argument is a `spacy train` override applied to every vari
 The corpora are read from ../shared/data/re (or --data DIR) (never copied into the
 repo); the DocBins and models go to a temporary directory unless --workdir is given.
 """
+
 import argparse
 import json
 import statistics
@@ -42,14 +43,13 @@ from typing import Any, Dict, Iterable, List
 
 import spacy
 import srsly
+from paths import display_command, display_path
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import load_config
 
 from spacy_bioner.corpora import read_spert
 from spacy_bioner.scoring import make_relation_scorer
-
-from paths import display_command, display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -146,7 +146,13 @@ def run_fold(
     seconds = time.perf_counter() - start
     scores = relation_scores(predictions, references)
     n_words = sum(len(doc) for doc in references)
-    return {"fold": fold, "seed": seed, "scores": scores, "train_seconds": train_seconds, "words_per_second": n_words / seconds}
+    return {
+        "fold": fold,
+        "seed": seed,
+        "scores": scores,
+        "train_seconds": train_seconds,
+        "words_per_second": n_words / seconds,
+    }
 
 
 def headline(result: dict, average: str) -> Dict[str, float]:

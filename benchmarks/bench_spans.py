@@ -17,6 +17,7 @@ benchmarks/results/spans_nested_ade.md/.json.
 
 Converted corpora and trained models go under --work (default /tmp), never the repo.
 """
+
 import json
 import shlex
 import tracemalloc
@@ -25,13 +26,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import typer
+from compare_systems import timed_predictions, train
+from paths import display_path
 from spacy.tokens import Doc, DocBin
 
 from spacy_bioner.corpora import read_iob, read_spert
 from spacy_bioner.scoring import score_entities
-
-from compare_systems import timed_predictions, train
-from paths import display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,11 @@ SYSTEMS = {
 # Settings of bioner_spans worth comparing (run with --systems NAME).
 VARIANTS = {
     "bioner_spans_none": ("configs/spans.cfg", PAPER + ["components.bioner_spans.scheme=none"], "bioner_spans"),
-    "bioner_spans_neg100": ("configs/spans.cfg", PAPER + ["components.bioner_spans.negatives_per_doc=100"], "bioner_spans"),
+    "bioner_spans_neg100": (
+        "configs/spans.cfg",
+        PAPER + ["components.bioner_spans.negatives_per_doc=100"],
+        "bioner_spans",
+    ),
     "bioner_spans_mlp": (
         "configs/spans.cfg",
         ["components.bioner_spans.model.hidden_size=128", 'components.bioner_spans.model.representation=["boundary"]'],

@@ -6,6 +6,7 @@ Writes benchmarks/results/tagger_<corpus>.md/.json.
 
     python benchmarks/bench_tagger.py NCBI-disease --steps 4000 --seeds 0 --seeds 1 --seeds 2 --jobs 2
 """
+
 import os
 import subprocess
 import sys
@@ -24,7 +25,9 @@ VARIANTS = [
 
 def main(
     corpus: str = typer.Argument("NCBI-disease"),
-    data: Path = typer.Option(Path("../shared/data"), help="Mirror directory with ner/<corpus>/ and kb/ (relative to the project)."),
+    data: Path = typer.Option(
+        Path("../shared/data"), help="Mirror directory with ner/<corpus>/ and kb/ (relative to the project)."
+    ),
     steps: int = typer.Option(4000),
     seeds: List[int] = typer.Option([0, 1, 2], help="Seeds; every system trains once per seed."),
     jobs: int = typer.Option(2, help="Trainings at once."),
@@ -33,12 +36,31 @@ def main(
     os.chdir(ROOT)  # every path below, and so in the results, is relative to the project
     corpus_dir = Path("corpus") / corpus
     for split in ("train", "devel", "test"):
-        command = [sys.executable, "-m", "spacy_bioner", "convert", "iob", str(data / "ner" / corpus / f"{split}.tsv"), str(corpus_dir / f"{split}.spacy")]
+        command = [
+            sys.executable,
+            "-m",
+            "spacy_bioner",
+            "convert",
+            "iob",
+            str(data / "ner" / corpus / f"{split}.tsv"),
+            str(corpus_dir / f"{split}.spacy"),
+        ]
         subprocess.run(command, check=True, cwd=ROOT)
-    command = [sys.executable, "benchmarks/compare_systems.py", str(corpus_dir), f"benchmarks/results/tagger_{corpus}", "--models", f"training/bench_tagger/{corpus}"]
+    command = [
+        sys.executable,
+        "benchmarks/compare_systems.py",
+        str(corpus_dir),
+        f"benchmarks/results/tagger_{corpus}",
+        "--models",
+        f"training/bench_tagger/{corpus}",
+    ]
     dictionary = f"paths.dictionary={data / 'kb' / 'combined_entity_names.tsv'}"
-    command += [arg for spec in VARIANTS for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")]
-    command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [arg for seed in seeds for arg in ("--seed", str(seed))]
+    command += [
+        arg for spec in VARIANTS for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")
+    ]
+    command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [
+        arg for seed in seeds for arg in ("--seed", str(seed))
+    ]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
 

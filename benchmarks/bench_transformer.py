@@ -19,6 +19,7 @@ Writes benchmarks/results/transformer_<dataset>.{json,md}, keeping the rows of s
 not run this time when the budget is the same; data is converted to
 DocBin under --work, never into the repository.
 """
+
 import argparse
 import json
 import platform
@@ -30,6 +31,8 @@ from typing import Any, Dict, List
 
 import spacy
 import torch
+from compare_systems import interleaved_speeds
+from paths import display_command, display_path
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import load_config
@@ -37,9 +40,6 @@ from thinc.api import Config
 
 from spacy_bioner.corpora import read_iob
 from spacy_bioner.scoring import score_entities
-
-from compare_systems import interleaved_speeds
-from paths import display_command, display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tagger_trf.cfg"
@@ -107,7 +107,17 @@ def train(
         "corpora.dev.limit": 200,
         **overrides,
     }
-    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), "--gpu-id", str(args.gpu_id)]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(config),
+        "--output",
+        str(output),
+        "--gpu-id",
+        str(args.gpu_id),
+    ]
     for key, value in settings.items():
         command += [f"--{key}", str(value)]
     start = time.perf_counter()
@@ -182,7 +192,9 @@ def main(args: argparse.Namespace) -> None:
         json_path = RESULTS / f"transformer_{dataset}.json"
         previous = previous_run(json_path, args.steps)
         rows = {row["system"]: row for row in previous.get("systems", [])}
-        run_meta = {**meta, "command": previous.get("command"), "speed_command": meta["command"]} if args.speed_only else meta
+        run_meta = (
+            {**meta, "command": previous.get("command"), "speed_command": meta["command"]} if args.speed_only else meta
+        )
         for name in [] if args.speed_only else args.systems:
             seconds = train(configs[name], model_dir(work, name).parent, corpus, args, SYSTEMS[name])
             rows[name] = {"system": name, "train_seconds": seconds, **evaluate(model_dir(work, name), corpus["test"])}

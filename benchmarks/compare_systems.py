@@ -12,6 +12,7 @@ thread; a single pass per system on a shared machine measures the machine's load
         --variant "welt=configs/tagger.cfg components.bioner_tagger.model.output=softmax components.bioner_tagger.scheme=welt" \
         --steps 4000 --seed 0 --seed 1 --seed 2 --jobs 2
 """
+
 import json
 import math
 import os
@@ -23,8 +24,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
 import sys
 import time
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
@@ -36,12 +37,28 @@ from spacy.training import Example
 from spacy_bioner.scoring import score_entities
 
 
-def train(config: str, overrides: List[str], corpus: Path, output: Path, steps: int, seed: int, gpu_id: int = -1) -> float:
+def train(
+    config: str, overrides: List[str], corpus: Path, output: Path, steps: int, seed: int, gpu_id: int = -1
+) -> float:
     """Run `spacy train` and return its wall-clock time in seconds."""
     command = [
-        sys.executable, "-m", "spacy", "train", config, "--output", str(output),
-        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "devel.spacy"),
-        "--training.max_steps", str(steps), "--system.seed", str(seed), "--gpu-id", str(gpu_id),
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        config,
+        "--output",
+        str(output),
+        "--paths.train",
+        str(corpus / "train.spacy"),
+        "--paths.dev",
+        str(corpus / "devel.spacy"),
+        "--training.max_steps",
+        str(steps),
+        "--system.seed",
+        str(seed),
+        "--gpu-id",
+        str(gpu_id),
     ]
     for override in overrides:
         key, value = override.split("=", 1)
@@ -65,7 +82,9 @@ def timed_predictions(model: Path, test_path: Path, batch_size: int) -> Tuple[La
     return nlp, [Example(pred, ref) for pred, ref in zip(predictions, references)], n_words / seconds
 
 
-def interleaved_speeds(models: Dict[str, Path], texts: List[str], rounds: int = 3, batch_size: int = 64) -> Dict[str, float]:
+def interleaved_speeds(
+    models: Dict[str, Path], texts: List[str], rounds: int = 3, batch_size: int = 64
+) -> Dict[str, float]:
     """Words per second of `nlp.pipe` for each pipeline, the best of `rounds` passes taken
     in turn (system A, B, ..., A, B, ...), so that every system meets the same machine
     load; on a shared machine, timings taken minutes apart are not comparable."""
@@ -152,13 +171,24 @@ def main(
         model_dir = models / f"{name}_seed{s}"
         seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id)
         best = model_dir / "model-best"
-        return {"system": name, "seed": s, "train_seconds": seconds, "dev_f": dev_score(best), **test_scores(best, corpus / "test.spacy")}
+        return {
+            "system": name,
+            "seed": s,
+            "train_seconds": seconds,
+            "dev_f": dev_score(best),
+            **test_scores(best, corpus / "test.spacy"),
+        }
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(run, jobs_list))
     rows = [summarise(name, rest, [r for r in runs if r["system"] == name]) for name, rest, _, _ in specs]
     texts = [doc.text for doc in DocBin().from_disk(corpus / "test.spacy").get_docs(spacy.blank("en").vocab)]
-    speeds = interleaved_speeds({name: models / f"{name}_seed{seed[0]}" / "model-best" for name, *_ in specs}, texts, rounds=speed_rounds, batch_size=256)
+    speeds = interleaved_speeds(
+        {name: models / f"{name}_seed{seed[0]}" / "model-best" for name, *_ in specs},
+        texts,
+        rounds=speed_rounds,
+        batch_size=256,
+    )
     for row in rows:
         row["words_per_second"] = speeds[row["system"]]
     table = markdown_table(rows)

@@ -14,6 +14,7 @@ relations: configs/relations_trf.cfg on CoNLL04. llm: the VANER tagger
 steps/s and the dev scores of its last model. With --gpu-id -1 everything runs on the
 CPU, so the jobs can be tried here with tiny budgets.
 """
+
 import argparse
 import json
 import subprocess
@@ -54,7 +55,11 @@ def train(config: Path, output: Path, steps: int, gpu_id: int, overrides: Dict[s
     start = time.perf_counter()
     done = subprocess.run(command)
     seconds = time.perf_counter() - start
-    result: Dict[str, Any] = {"steps": steps, "seconds": round(seconds, 1), "steps_per_second": round(steps / seconds, 2)}
+    result: Dict[str, Any] = {
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "steps_per_second": round(steps / seconds, 2),
+    }
     meta = output / "model-last" / "meta.json"
     if done.returncode or not meta.exists():
         return {**result, "error": f"spacy train exited with {done.returncode}"}
@@ -69,13 +74,25 @@ def tagger_job(args: argparse.Namespace) -> Dict[str, Any]:
     from compare_systems import interleaved_speeds
 
     data = args.data / "ncbi"
-    common = {"paths.train": data / "train.spacy", "paths.dev": data / "devel.spacy", "paths.transformer": args.transformer,
-              "corpora.dev.limit": 200, "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10)}
-    systems = {"bioner_tagger crf": (CONFIG, SYSTEMS["bioner_tagger crf"]), "ner": (ner_config(args.work / "ner_trf.cfg"), {})}
+    common = {
+        "paths.train": data / "train.spacy",
+        "paths.dev": data / "devel.spacy",
+        "paths.transformer": args.transformer,
+        "corpora.dev.limit": 200,
+        "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
+    }
+    systems = {
+        "bioner_tagger crf": (CONFIG, SYSTEMS["bioner_tagger crf"]),
+        "ner": (ner_config(args.work / "ner_trf.cfg"), {}),
+    }
     results: Dict[str, Any] = {}
     for name, (config, overrides) in systems.items():
-        results[name] = train(config, args.work / name.replace(" ", "-"), args.steps, args.gpu_id, {**common, **overrides})
-    trained = {name: args.work / name.replace(" ", "-") / "model-last" for name in systems if "error" not in results[name]}
+        results[name] = train(
+            config, args.work / name.replace(" ", "-"), args.steps, args.gpu_id, {**common, **overrides}
+        )
+    trained = {
+        name: args.work / name.replace(" ", "-") / "model-last" for name in systems if "error" not in results[name]
+    }
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     texts = [doc.text for doc in DocBin().from_disk(data / "test.spacy").get_docs(spacy.blank("en").vocab)]
@@ -87,8 +104,12 @@ def tagger_job(args: argparse.Namespace) -> Dict[str, Any]:
 
 def relations_job(args: argparse.Namespace) -> Dict[str, Any]:
     data = args.data / "conll04"
-    overrides = {"paths.train": data / "train.spacy", "paths.dev": data / "dev.spacy", "paths.transformer": args.transformer,
-                 "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10)}
+    overrides = {
+        "paths.train": data / "train.spacy",
+        "paths.dev": data / "dev.spacy",
+        "paths.transformer": args.transformer,
+        "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
+    }
     return train(ROOT / "configs" / "relations_trf.cfg", args.work / "relations", args.steps, args.gpu_id, overrides)
 
 
@@ -96,13 +117,22 @@ def llm_job(args: argparse.Namespace) -> Dict[str, Any]:
     if not (args.llm / "config.json").is_file():
         return {"skipped": f"no SmolLM2 model directory at {args.llm}"}
     data = args.data / "ncbi"
-    common = {"paths.train": json.dumps({"NCBI-disease": str(data / "train.spacy")}),
-              "paths.dev": json.dumps({"NCBI-disease": str(data / "devel.spacy")}), "paths.llm": args.llm,
-              "corpora.dev.limit": 200, "components.bioner_llm_tagger.dbr_mode": "none",
-              "components.bioner_llm_tagger.pack_base_model": "false"}
+    common = {
+        "paths.train": json.dumps({"NCBI-disease": str(data / "train.spacy")}),
+        "paths.dev": json.dumps({"NCBI-disease": str(data / "devel.spacy")}),
+        "paths.llm": args.llm,
+        "corpora.dev.limit": 200,
+        "components.bioner_llm_tagger.dbr_mode": "none",
+        "components.bioner_llm_tagger.pack_base_model": "false",
+    }
     return {
-        name: train(ROOT / "configs" / "llm_tagger.cfg", args.work / f"llm-{name}", args.steps, args.gpu_id,
-                    {**common, "components.bioner_llm_tagger.model.bidirectional": str(name == "bidirectional").lower()})
+        name: train(
+            ROOT / "configs" / "llm_tagger.cfg",
+            args.work / f"llm-{name}",
+            args.steps,
+            args.gpu_id,
+            {**common, "components.bioner_llm_tagger.model.bidirectional": str(name == "bidirectional").lower()},
+        )
         for name in ("bidirectional", "causal")
     }
 

@@ -53,7 +53,7 @@ def _quote(arg: str) -> str:
     """shlex.quote, leaving a leading <workdir> or <tmp> placeholder unquoted."""
     for placeholder in ("<workdir>", "<tmp>"):
         if arg.startswith(placeholder):
-            rest = arg[len(placeholder):]
+            rest = arg[len(placeholder) :]
             return placeholder + (shlex.quote(rest) if rest else "")
     return shlex.quote(arg)
 

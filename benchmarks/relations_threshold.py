@@ -12,16 +12,26 @@ late in training; the table shows how much recall a short budget leaves under it
 test split is the one scored, so this is a sensitivity analysis, not a way to choose
 theta (choose it on a dev set). Writes benchmarks/results/relations_<dataset><suffix>_threshold.md.
 """
+
 import argparse
 import statistics
 import sys
 from pathlib import Path
 
 import spacy
-from spacy.language import Language
-
+from bench_relations import (
+    DATASETS,
+    F1_COLUMNS,
+    KEY,
+    ROOT,
+    fold_corpus,
+    headline,
+    parse_folds,
+    read_scored_docs,
+    relation_scores,
+)
 from paths import display_command
-from bench_relations import DATASETS, F1_COLUMNS, KEY, ROOT, fold_corpus, headline, parse_folds, read_scored_docs, relation_scores
+from spacy.language import Language
 
 
 def load_model(path: Path, workdir: Path) -> Language:

@@ -3,6 +3,7 @@ and save a PNG, to look at what users see:
 
     python benchmarks/screenshot_visualize.py MODEL "Some text ." benchmarks/results/visualize.png
 """
+
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,16 @@ from spacy_bioner.relations import Relation
 from spacy_bioner.visualize import render_page
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1200,1400",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,1400",
 ]
 
 
@@ -35,7 +43,8 @@ def main(model: str, text: str, png: str) -> None:
         page.write_text(render_page([doc], title=model), encoding="utf8")
         subprocess.run(
             [browser, *FLAGS, f"--user-data-dir={tmp}/profile", f"--screenshot={Path(png).resolve()}", page.as_uri()],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     print(f"Wrote {png}")
 

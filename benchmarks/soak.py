@@ -23,6 +23,7 @@ exit status is 1 otherwise. Each chunk runs inside `nlp.memory_zone()` (spaCy >=
 which frees the strings and lexemes the chunk's documents added to the vocabulary;
 --no-memory-zone shows the growth without it.
 """
+
 import json
 import multiprocessing
 import platform
@@ -37,19 +38,41 @@ from typing import Dict, Iterator, List, Optional
 
 import spacy
 import typer
+from paths import display_arg, display_command
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import minibatch
 
 from spacy_bioner.corpora.iob import read_iob, read_tagged_sentences
 
-from paths import display_arg, display_command
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 ODD = [
-    "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad", "\u0301", "\u20dd", "😀", "🧬", "👩‍🔬", "𝔘𝔫𝔦",
-    "漢字", "کلمه", "α-synuclein", "IL-2", "\t", "\x00", "\x1b[31m", "\x7f", "\u2028", "\r\n", "  ", "ﬁ", "Å",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\u00ad",
+    "\u0301",
+    "\u20dd",
+    "😀",
+    "🧬",
+    "👩‍🔬",
+    "𝔘𝔫𝔦",
+    "漢字",
+    "کلمه",
+    "α-synuclein",
+    "IL-2",
+    "\t",
+    "\x00",
+    "\x1b[31m",
+    "\x7f",
+    "\u2028",
+    "\r\n",
+    "  ",
+    "ﬁ",
+    "Å",
 ]
 
 
@@ -71,7 +94,9 @@ def rss_mib() -> Optional[float]:
 def default_pipeline(path: Path, data: Path, n_sentences: int, epochs: int, seed: int) -> None:
     """Train the default pipeline in a spawned process and save it to `path`, so that
     training's memory peak is not counted as the soak's."""
-    process = multiprocessing.get_context("spawn").Process(target=train_tagger, args=(path, data, n_sentences, epochs, seed))
+    process = multiprocessing.get_context("spawn").Process(
+        target=train_tagger, args=(path, data, n_sentences, epochs, seed)
+    )
     process.start()
     process.join()
     if process.exitcode != 0:
@@ -192,13 +217,18 @@ def main(
         }
         rows.append(row)
         rss = f"{row['rss_mib']:.0f}" if row["rss_mib"] is not None else "n/a"
-        print(f"{done:>8} {row['docs_per_second']:>8.0f} {row['words_per_second']:>9.0f} {rss:>8} {row['peak_rss_mib']:>9.0f}", flush=True)
+        print(
+            f"{done:>8} {row['docs_per_second']:>8.0f} {row['words_per_second']:>9.0f} {rss:>8} {row['peak_rss_mib']:>9.0f}",
+            flush=True,
+        )
     growth = rows[-1]["peak_rss_mib"] - rows[0]["peak_rss_mib"]
     passed = growth <= max_growth_mib
     rss_growth = None if rows[0]["rss_mib"] is None else rows[-1]["rss_mib"] - rows[0]["rss_mib"]
     result = {
         "command": command,
-        "model": display_arg(model) if model else f"bioner_tagger (default CNN), {train_sentences} NCBI-disease train sentences x {epochs} epochs",
+        "model": display_arg(model)
+        if model
+        else f"bioner_tagger (default CNN), {train_sentences} NCBI-disease train sentences x {epochs} epochs",
         "docs": docs,
         "every": every,
         "batch_size": batch_size,
@@ -217,7 +247,9 @@ def main(
     }
     write_results(output, result)
     verdict = "PASS" if passed else "FAIL"
-    print(f"{verdict}: peak RSS grew {growth:.1f} MiB after the first chunk (bound {max_growth_mib:.0f} MiB); results in {output}.md")
+    print(
+        f"{verdict}: peak RSS grew {growth:.1f} MiB after the first chunk (bound {max_growth_mib:.0f} MiB); results in {output}.md"
+    )
     if not passed:
         raise typer.Exit(code=1)
 
@@ -244,12 +276,15 @@ def write_results(output: Path, result: dict) -> None:
     ]
     for row in result["rows"]:
         rss = f"{row['rss_mib']:.0f}" if row["rss_mib"] is not None else "n/a"
-        lines.append(f"| {row['docs']:,} | {row['docs_per_second']:.0f} | {row['words_per_second']:.0f} | {rss} | {row['peak_rss_mib']:.0f} |")
+        lines.append(
+            f"| {row['docs']:,} | {row['docs_per_second']:.0f} | {row['words_per_second']:.0f} | {rss} | {row['peak_rss_mib']:.0f} |"
+        )
     verdict = "passed" if result["passed"] else "FAILED"
     lines += [
         "",
         f"Peak RSS growth after the first chunk: {result['peak_growth_mib']:.1f} MiB (bound {result['max_growth_mib']:.0f} MiB): "
-        f"{verdict}" + (f"; RSS growth {result['rss_growth_mib']:+.1f} MiB" if result["rss_growth_mib"] is not None else "")
+        f"{verdict}"
+        + (f"; RSS growth {result['rss_growth_mib']:+.1f} MiB" if result["rss_growth_mib"] is not None else "")
         + f". Setup (training in a separate process, loading) {result['setup_seconds']:.0f} s, total {result['total_seconds']:.0f} s.",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ and holds it (CI uses ../shared/data), else download it from its public source.
 `kb` is the entity dictionary of the default tagger (kb/combined_entity_names.tsv): it
 is merged from several public vocabularies and has no single download, so it comes
 from the mirror, or from your own TSV with `name` and `type` columns."""
+
 import shutil
 import sys
 import urllib.request
@@ -21,7 +22,10 @@ RE_FILES = {
 
 
 def main(
-    name: str = typer.Argument(..., help="NER corpus (NCBI-disease, BC5CDR, ...), relation corpus (conll04, ade), or kb (the entity dictionary)."),
+    name: str = typer.Argument(
+        ...,
+        help="NER corpus (NCBI-disease, BC5CDR, ...), relation corpus (conll04, ade), or kb (the entity dictionary).",
+    ),
     dest: Path = typer.Argument(..., help="Directory to write the corpus files to."),
     mirror: str = typer.Option("", help="Local mirror with ner/<name>/ or re/<name>/; empty to download."),
 ) -> None:

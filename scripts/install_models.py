@@ -11,6 +11,7 @@ dependencies, sentence-transformers and llama-cpp-python, are not used here, and
   `<output-dir>/<name>.gguf` to SmolLM2's GGUF file, so configs can name fixed
   paths: `--paths.transformer assets/models/all-MiniLM-L6-v2`.
 """
+
 import argparse
 import json
 import shutil

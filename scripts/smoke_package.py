@@ -1,5 +1,6 @@
 """Install a packaged pipeline's wheel and tag a raw string with spacy.load in a fresh
 process that never imports spacy_bioner itself (spaCy finds it via entry points)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ def main(package_dir: str, name: str) -> None:
     wheels = sorted(Path(package_dir).glob("dist/*.whl"))
     if not wheels:
         sys.exit(f"No wheel under {package_dir}/dist: run the package step first")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheels[-1])], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheels[-1])], check=True
+    )
     subprocess.run([sys.executable, "-c", CHECK, name], check=True)
 
 

@@ -10,6 +10,7 @@ OUTPUT is only ever changed when this tool wrote it: a state file beside it
 that decide which records are written, and is locked while a run writes. A run resumes
 by position: the records of INPUT already in OUTPUT, in order, are skipped.
 """
+
 import hashlib
 import json
 import os
@@ -180,7 +181,10 @@ def _json_record(line: str) -> Tuple[Dict[str, Any], Optional[str]]:
         return {}, "expected an object with 'id' and a string 'text'"
     doc_id = record["id"]
     if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
-        return {}, f"'id' must be a string or an integer, not {type(doc_id).__name__} (other ids would be changed by writing them)"
+        return (
+            {},
+            f"'id' must be a string or an integer, not {type(doc_id).__name__} (other ids would be changed by writing them)",
+        )
     if not _is_unicode(str(doc_id)) or not _is_unicode(record["text"]):
         return {}, "'id' or 'text' holds a lone surrogate (\\ud800-\\udfff), not text"
     return record, None
@@ -263,7 +267,14 @@ def doc_annotations(doc: Doc) -> Dict[str, Any]:
 
 
 def _entity(span, score: Optional[float], source: str) -> Dict[str, Any]:
-    return {"start": span.start_char, "end": span.end_char, "label": span.label_, "text": span.text, "score": score, "source": source}
+    return {
+        "start": span.start_char,
+        "end": span.end_char,
+        "label": span.label_,
+        "text": span.text,
+        "score": score,
+        "source": source,
+    }
 
 
 class Writer:
@@ -372,12 +383,17 @@ class Writer:
 
     def write(self, record: InputRecord, annotations: Dict[str, Any]) -> None:
         if self.format == "jsonl":
-            self.file.write(json.dumps({"id": record.id, "text": record.text, **annotations}, ensure_ascii=False) + "\n")
+            self.file.write(
+                json.dumps({"id": record.id, "text": record.text, **annotations}, ensure_ascii=False) + "\n"
+            )
         elif self.format == "pubtator":
             title = record.text if record.title is None else record.title
             abstract = record.text[len(title) + 1 :]
             spans = sorted({(e["start"], e["end"], e["label"]) for e in annotations["entities"]})
-            write_pubtator_document(self.file, PubTatorDocument(str(record.id), title, abstract, [(s, e, label, "") for s, e, label in spans]))
+            write_pubtator_document(
+                self.file,
+                PubTatorDocument(str(record.id), title, abstract, [(s, e, label, "") for s, e, label in spans]),
+            )
         else:
             write_brat_document(
                 self.path,
@@ -442,9 +458,13 @@ def _check_state(path: Path, found: str, expected: Dict[str, Any]) -> None:
     if not isinstance(state, dict) or state.get("written_by") != WRITTEN_BY:
         raise OutputError(f"{path} was not written by {WRITTEN_BY}: its output is left as it is; choose another OUTPUT")
     if state.get("output_format") != expected["output_format"]:
-        raise OutputError(f"The output was written as {state.get('output_format')!r} ({path}), not {expected['output_format']!r}")
+        raise OutputError(
+            f"The output was written as {state.get('output_format')!r} ({path}), not {expected['output_format']!r}"
+        )
     run = state.get("run") if isinstance(state.get("run"), dict) else {}
-    changed = [f"{key} was {run.get(key)!r}, now {value!r}" for key, value in expected["run"].items() if run.get(key) != value]
+    changed = [
+        f"{key} was {run.get(key)!r}, now {value!r}" for key, value in expected["run"].items() if run.get(key) != value
+    ]
     if changed:
         raise OutputError(
             f"The output was written from another INPUT or with other options ({path}: {'; '.join(changed)}); "

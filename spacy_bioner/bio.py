@@ -8,6 +8,7 @@ an entity of type ``X`` starts a new entity of type ``X``, as in conlleval and s
 own converters. The taggers in this package never produce such sequences (decoding is
 constrained to valid transitions), so the rule only matters for reading gold files.
 """
+
 from typing import Iterable, List, Sequence, Tuple
 
 Span = Tuple[int, int, str]

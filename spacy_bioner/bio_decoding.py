@@ -11,6 +11,7 @@ only, never over documents or tokens: on a GPU each step is a few kernel launche
 the whole batch, and a caller that wants to decode on the host transfers the padded
 scores once and passes numpy.
 """
+
 from functools import lru_cache
 from typing import List, Sequence, Tuple
 
@@ -83,9 +84,7 @@ def viterbi(xp, emissions, lengths, transitions, start, end):
     return paths
 
 
-def decode(
-    xp, emissions: List[Floats2d], transitions: Floats2d, start: Floats1d, end: Floats1d
-) -> List[Ints1d]:
+def decode(xp, emissions: List[Floats2d], transitions: Floats2d, start: Floats1d, end: Floats1d) -> List[Ints1d]:
     """Viterbi paths for a list of (length, n_tags) arrays; empty docs give empty paths."""
     nonempty = [i for i, seq in enumerate(emissions) if len(seq)]
     paths: List[Ints1d] = [xp.zeros((0,), dtype="i") for _ in emissions]

@@ -1,4 +1,5 @@
 """The `bioner` command line (also `python -m spacy_bioner`)."""
+
 import functools
 import math
 import os
@@ -116,12 +117,21 @@ def _doc_bin(path: Path) -> DocBin:
 @app.command()
 @_clean_errors
 def convert(
-    tag_format: TagFormat = typer.Argument(..., metavar="FORMAT", help="Format of the other side: iob or iobes (TSV), or spert (JSON)."),
+    tag_format: TagFormat = typer.Argument(
+        ..., metavar="FORMAT", help="Format of the other side: iob or iobes (TSV), or spert (JSON)."
+    ),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="TSV or SpERT JSON file, or a .spacy file."),
-    output_path: Path = typer.Argument(..., metavar="OUTPUT", help=".spacy file, or a TSV / JSON file when INPUT is .spacy."),
+    output_path: Path = typer.Argument(
+        ..., metavar="OUTPUT", help=".spacy file, or a TSV / JSON file when INPUT is .spacy."
+    ),
     lang: str = typer.Option("en", callback=_language, help="Language of the blank pipeline whose vocab the docs use."),
-    spans_key: str = typer.Option(DEFAULT_SPANS_KEY, help="spert: span group of the entities (e.g. the relation component's name)."),
-    types: Optional[Path] = typer.Option(None, help="spert: SpERT types file; relation types marked symmetric are stored in both directions (and written once)."),
+    spans_key: str = typer.Option(
+        DEFAULT_SPANS_KEY, help="spert: span group of the entities (e.g. the relation component's name)."
+    ),
+    types: Optional[Path] = typer.Option(
+        None,
+        help="spert: SpERT types file; relation types marked symmetric are stored in both directions (and written once).",
+    ),
 ) -> None:
     """Convert IOB/IOBES TSV or SpERT JSON (entities and relations) to a spaCy DocBin
     (one doc per sentence or record), or back."""
@@ -181,7 +191,9 @@ def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, sym
     DocBin(docs=docs, store_user_data=True).to_disk(output_path)
     n_ents = sum(len(doc.spans[spans_key]) for doc in docs)
     n_rels = sum(len(doc._.relations) for doc in docs)
-    typer.echo(f"Wrote {len(docs)} documents, {n_ents} entities (doc.spans[{spans_key!r}]), {n_rels} relations to {output_path}")
+    typer.echo(
+        f"Wrote {len(docs)} documents, {n_ents} entities (doc.spans[{spans_key!r}]), {n_rels} relations to {output_path}"
+    )
 
 
 @app.command()
@@ -189,8 +201,14 @@ def _convert_spert(input_path: Path, output_path: Path, nlp, spans_key: str, sym
 def weights(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Training data: IOB TSV or .spacy."),
     scheme: str = typer.Option("welt", help="Scheme to mark with * in the table."),
-    beta: float = typer.Option(0.9, callback=_check(lambda beta: 0 <= beta < 1, "in [0, 1)"), help="ENS beta, in [0, 1)."),
-    strength: float = typer.Option(1.0, callback=_check(lambda s: math.isfinite(s) and s >= 0, "a finite number >= 0"), help="Weight strength (exponent), >= 0."),
+    beta: float = typer.Option(
+        0.9, callback=_check(lambda beta: 0 <= beta < 1, "in [0, 1)"), help="ENS beta, in [0, 1)."
+    ),
+    strength: float = typer.Option(
+        1.0,
+        callback=_check(lambda s: math.isfinite(s) and s >= 0, "a finite number >= 0"),
+        help="Weight strength (exponent), >= 0.",
+    ),
 ) -> None:
     """Print the tag counts of a corpus and its class weights under every scheme."""
     if scheme not in SCHEMES:
@@ -216,7 +234,10 @@ def evaluate(
     html: Path = typer.Option(None, help="Write an HTML page listing every error in context."),
     spans_key: str = typer.Option(None, help="Evaluate this span group instead of doc.ents."),
     batch_size: int = typer.Option(256, min=1, help="Batch size for nlp.pipe."),
-    dataset: Optional[str] = typer.Option(None, help="Mark the docs as this dataset's, with the entity types of the gold data (the LLM tagger then tags only those, with that dataset's instruction)."),
+    dataset: Optional[str] = typer.Option(
+        None,
+        help="Mark the docs as this dataset's, with the entity types of the gold data (the LLM tagger then tags only those, with that dataset's instruction).",
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as in spacy train (-1: the CPU)."),
 ) -> None:
     """Strict P/R/F per entity type and error categories (each error counted once);
@@ -229,7 +250,9 @@ def evaluate(
     examples = predict_examples(nlp, references, batch_size, dataset, spans_key)
     if spans_key is not None and examples and not any(spans_key in eg.predicted.spans for eg in examples):
         written = sorted({key for eg in examples for key in eg.predicted.spans})
-        _fail(f"--spans-key {spans_key!r}: {model} writes no span group of that name (it writes: {', '.join(written) or 'none'})")
+        _fail(
+            f"--spans-key {spans_key!r}: {model} writes no span group of that name (it writes: {', '.join(written) or 'none'})"
+        )
     results = evaluate_examples(examples, spans_key, spans_key)
     typer.echo(format_table(results))
     if output is not None:
@@ -273,15 +296,28 @@ def _load_pipeline(model: str):
 @_clean_errors
 def annotate(
     model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Text file (a doc per line), JSONL (id, text), PubTator, or a directory of .txt files."),
+    input_path: Path = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="Text file (a doc per line), JSONL (id, text), PubTator, or a directory of .txt files.",
+    ),
     output_path: Path = typer.Argument(..., metavar="OUTPUT", help="JSONL or PubTator file, or a directory for BRAT."),
     input_format: str = typer.Option("auto", help=f"auto or one of: {', '.join(INPUT_FORMATS)}."),
     output_format: str = typer.Option("jsonl", help=f"One of: {', '.join(OUTPUT_FORMATS)}."),
     batch_size: int = typer.Option(64, min=1, help="Documents per nlp.pipe batch."),
     n_process: int = typer.Option(1, min=1, help="Processes on this machine (at most its number of cores)."),
-    max_chars: int = typer.Option(1_000_000, min=1, help="Longer documents are reported as bad and skipped (of a longer line, at most 6 bytes per character are read)."),
-    dask: Optional[str] = typer.Option(None, callback=_dask_address, help="Run on Dask: a scheduler address, or local:N for N local workers."),
-    follow_symlinks: bool = typer.Option(False, help="dir input: also read .txt entries that are symbolic links (else they are reported as bad documents)."),
+    max_chars: int = typer.Option(
+        1_000_000,
+        min=1,
+        help="Longer documents are reported as bad and skipped (of a longer line, at most 6 bytes per character are read).",
+    ),
+    dask: Optional[str] = typer.Option(
+        None, callback=_dask_address, help="Run on Dask: a scheduler address, or local:N for N local workers."
+    ),
+    follow_symlinks: bool = typer.Option(
+        False,
+        help="dir input: also read .txt entries that are symbolic links (else they are reported as bad documents).",
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as in spacy train (-1: the CPU)."),
 ) -> None:
     """Annotate a corpus, resuming an OUTPUT this command wrote from the same INPUT. Bad
@@ -290,7 +326,9 @@ def annotate(
 
     fmt = guess_input_format(input_path) if input_format == "auto" else input_format
     if fmt not in INPUT_FORMATS or output_format not in OUTPUT_FORMATS:
-        _fail(f"Unknown format: input {fmt!r} (valid: {', '.join(INPUT_FORMATS)}), output {output_format!r} (valid: {', '.join(OUTPUT_FORMATS)})")
+        _fail(
+            f"Unknown format: input {fmt!r} (valid: {', '.join(INPUT_FORMATS)}), output {output_format!r} (valid: {', '.join(OUTPUT_FORMATS)})"
+        )
     _check_annotate_paths(input_path, fmt, output_path)
     if gpu_id >= 0 and (n_process > 1 or dask is not None):
         _fail(
@@ -300,7 +338,12 @@ def annotate(
         )
     _use_gpu(gpu_id)
     n_process = _processes(n_process)
-    run = {"input_format": fmt, "input_sha256": input_fingerprint(input_path, fmt, follow_symlinks), "max_chars": max_chars, "follow_symlinks": follow_symlinks}
+    run = {
+        "input_format": fmt,
+        "input_sha256": input_fingerprint(input_path, fmt, follow_symlinks),
+        "max_chars": max_chars,
+        "follow_symlinks": follow_symlinks,
+    }
     # loaded before OUTPUT is touched; a remote Dask cluster's workers load their own path
     nlp = _load_pipeline(model) if dask is None or dask.startswith("local:") else None
     try:
@@ -318,7 +361,9 @@ def annotate(
                 from .distributed import annotate_on_cluster, dask_client
 
                 with dask_client(dask) as client:
-                    annotate_on_cluster(client, model, records, writer, summary, batch_size=batch_size, progress=progress)
+                    annotate_on_cluster(
+                        client, model, records, writer, summary, batch_size=batch_size, progress=progress
+                    )
         except OutputError as err:
             _fail(str(err))
     summary.seconds = time.perf_counter() - start
@@ -351,7 +396,11 @@ def _processes(n_process: int) -> int:
     """`n_process`, at most the number of cores (more only add memory), with a warning."""
     cores = os.cpu_count() or 1
     if n_process > cores:
-        typer.secho(f"--n-process {n_process} is more than the {cores} cores of this machine: using {cores}", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"--n-process {n_process} is more than the {cores} cores of this machine: using {cores}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     return min(n_process, cores)
 
 
@@ -359,7 +408,9 @@ def _processes(n_process: int) -> int:
 @_clean_errors
 def visualize(
     model: str = typer.Argument(..., help="Pipeline: a directory or an installed package name."),
-    source: str = typer.Argument(..., metavar="TEXT|DATA", help="A text, or a file: .spacy, IOB TSV, or plain text (a doc per line)."),
+    source: str = typer.Argument(
+        ..., metavar="TEXT|DATA", help="A text, or a file: .spacy, IOB TSV, or plain text (a doc per line)."
+    ),
     output: Path = typer.Option(Path("bioner.html"), help="HTML file to write."),
     limit: int = typer.Option(50, min=1, help="At most this many documents."),
 ) -> None:
@@ -386,14 +437,29 @@ def visualize(
 @app.command("meta-data")
 @_clean_errors
 def meta_data(
-    predictions: Path = typer.Argument(..., help="Directory of dev-set predictions (step_*.spacy) from spacy_bioner.DevPredictionsLogger.v1."),
+    predictions: Path = typer.Argument(
+        ..., help="Directory of dev-set predictions (step_*.spacy) from spacy_bioner.DevPredictionsLogger.v1."
+    ),
     gold_dev: Path = typer.Argument(..., help="The gold dev corpus the predictions were made on (.spacy)."),
-    gold_train: Path = typer.Argument(..., help="The gold training corpus (.spacy): its entities are added as correct."),
+    gold_train: Path = typer.Argument(
+        ..., help="The gold training corpus (.spacy): its entities are added as correct."
+    ),
     output_dir: Path = typer.Argument(..., help="Writes train.spacy and dev.spacy for the filter here."),
     sources: str = typer.Option(..., help="Comma-separated span group keys of the members (or 'ents')."),
-    extra_features: bool = typer.Option(False, help="Prepend the vote pattern and member scores (then gold training entities are left out, having no votes)."),
-    heldout: float = typer.Option(0.15, callback=_check(lambda h: 0 < h < 1, "a fraction in (0, 1)"), help="Fraction held out for the filter's early stopping, in (0, 1)."),
-    min_step: int = typer.Option(1, min=0, help="Use the evaluations from this step on. The default leaves out step 0, spaCy's evaluation of the untrained pipeline, whose predictions are noise (an untrained span classifier proposes nearly every candidate span)."),
+    extra_features: bool = typer.Option(
+        False,
+        help="Prepend the vote pattern and member scores (then gold training entities are left out, having no votes).",
+    ),
+    heldout: float = typer.Option(
+        0.15,
+        callback=_check(lambda h: 0 < h < 1, "a fraction in (0, 1)"),
+        help="Fraction held out for the filter's early stopping, in (0, 1).",
+    ),
+    min_step: int = typer.Option(
+        1,
+        min=0,
+        help="Use the evaluations from this step on. The default leaves out step 0, spaCy's evaluation of the untrained pipeline, whose predictions are noise (an untrained span classifier proposes nearly every candidate span).",
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     """Build the Meta filter's training data: every member prediction on the dev set at
@@ -408,7 +474,9 @@ def meta_data(
         _fail(f"No step_<N>.spacy files in {predictions}: train the members with spacy_bioner.DevPredictionsLogger.v1")
     steps = [path for number, path in logged if number >= min_step]
     if not steps:
-        _fail(f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1][1].name}")
+        _fail(
+            f"None of the {len(logged)} evaluations in {predictions} is at step {min_step} or later (--min-step): the last is {logged[-1][1].name}"
+        )
     gold = list(_doc_bin(gold_dev).get_docs(vocab))
     samples = []
     try:

@@ -6,6 +6,7 @@ them (:func:`spacy_bioner.corpora.multi.create_multi_corpus_reader`), as does `b
 evaluate --dataset`; the LLM tagger reads them to instruct each sentence with its
 dataset and types.
 """
+
 from typing import Iterable, List, Optional
 
 from spacy.tokens import Doc

@@ -8,6 +8,7 @@ learns how far to trust a match, and in which contexts, from the training data.
 Matching uses spaCy's `PhraseMatcher` on the LOWER attribute. Names are tokenized
 with the tokenizer of the pipeline's language, so they split as the documents do.
 """
+
 import csv
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -41,7 +42,9 @@ class EntityDictionary:
         return 2 * len(self.types)
 
     @classmethod
-    def from_tsv(cls, path: Union[str, Path], lang: str = "en", types: Optional[Sequence[str]] = None) -> "EntityDictionary":
+    def from_tsv(
+        cls, path: Union[str, Path], lang: str = "en", types: Optional[Sequence[str]] = None
+    ) -> "EntityDictionary":
         """Read a tab-separated file with a header naming (at least) the columns `name`
         and `type`, such as ../shared/data/kb/combined_entity_names.tsv. `types` keeps
         only those types (default: every type in the file)."""
@@ -54,11 +57,15 @@ class EntityDictionary:
             reader = csv.reader(file_, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(reader, None)
             if header is None or "name" not in header or "type" not in header:
-                raise ValueError(f"{path}: the first line must be a header with the columns 'name' and 'type'; got {header}")
+                raise ValueError(
+                    f"{path}: the first line must be a header with the columns 'name' and 'type'; got {header}"
+                )
             name_col, type_col = header.index("name"), header.index("type")
             for line_number, row in enumerate(reader, start=2):
                 if len(row) <= max(name_col, type_col):
-                    raise ValueError(f"{path}:{line_number}: expected at least {max(name_col, type_col) + 1} columns, got {len(row)}")
+                    raise ValueError(
+                        f"{path}:{line_number}: expected at least {max(name_col, type_col) + 1} columns, got {len(row)}"
+                    )
                 name, type_ = row[name_col].strip(), row[type_col].strip()
                 if len(name) < MIN_NAME_CHARS or not type_ or (wanted is not None and type_ not in wanted):
                     continue
@@ -130,7 +137,9 @@ class EntityDictionary:
         self.__init__(state["lang"], state["types"], state["names"])
 
     def to_bytes(self) -> bytes:
-        return srsly.msgpack_dumps({"lang": self.lang, "types": self.types, "names": [[list(t), i] for t, i in self.names]})
+        return srsly.msgpack_dumps(
+            {"lang": self.lang, "types": self.types, "names": [[list(t), i] for t, i in self.names]}
+        )
 
     def from_bytes(self, data: bytes) -> "EntityDictionary":
         msg = srsly.msgpack_loads(data)

@@ -1,6 +1,7 @@
 """Annotation on a Dask cluster: chunks of documents go to the workers, each worker
 loads the pipeline once, and the results are written in input order, so the output is
 the same as a single-process run. Needs the `distributed` extra (dask[distributed])."""
+
 from collections import deque
 from functools import lru_cache
 from itertools import islice
@@ -33,7 +34,9 @@ def annotate_chunk(model: str, texts: List[str], batch_size: int) -> List[Tuple[
 def local_cluster(n_workers: int):
     """A Dask client on a cluster of `n_workers` single-threaded worker processes on this machine."""
     distributed = _require_dask()
-    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     return distributed.Client(cluster)
 
 

@@ -3,6 +3,7 @@
 Predictions go to ``doc.spans[key]`` (overlaps allowed) with one score per span in
 ``attrs["scores"]``; with ``set_ents`` a non-overlapping selection goes to ``doc.ents``.
 """
+
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span, SpanGroup

@@ -1,5 +1,6 @@
 """Evaluating a pipeline on gold documents: strict P/R/F per type, error categories
 counted once, and an HTML page listing every error in its sentence."""
+
 import html
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -13,7 +14,11 @@ from .scoring import categorize_errors, count_errors, doc_entities, gold_entitie
 
 
 def predict_examples(
-    nlp: Language, references: Sequence[Doc], batch_size: int = 256, dataset: Optional[str] = None, gold_key: Optional[str] = None
+    nlp: Language,
+    references: Sequence[Doc],
+    batch_size: int = 256,
+    dataset: Optional[str] = None,
+    gold_key: Optional[str] = None,
 ) -> List[Example]:
     """Run the pipeline over the raw text of each reference doc, as `spacy evaluate` does.
 
@@ -32,7 +37,9 @@ def predict_examples(
     return [Example(pred, ref) for pred, ref in zip(predictions, references)]
 
 
-def evaluate_examples(examples: Sequence[Example], pred_key: Optional[str] = None, gold_key: Optional[str] = None) -> Dict[str, Any]:
+def evaluate_examples(
+    examples: Sequence[Example], pred_key: Optional[str] = None, gold_key: Optional[str] = None
+) -> Dict[str, Any]:
     """Scores and error counts of predicted vs reference entities.
 
     pred_key: read predictions from this span group instead of doc.ents.
@@ -73,10 +80,15 @@ def format_table(results: Dict[str, Any]) -> str:
 def format_relation_table(scores: Dict[str, Any]) -> List[str]:
     """Relation P/R/F per type and micro/macro, in SpERT's strict and boundaries settings."""
     lines = []
-    for prefix, title in (("rel_strict", "relations, strict (spans, entity types, relation type)"), ("rel", "relations, boundaries (spans, relation type)")):
+    for prefix, title in (
+        ("rel_strict", "relations, strict (spans, entity types, relation type)"),
+        ("rel", "relations, boundaries (spans, relation type)"),
+    ):
         lines += [title, f"{'type':<24}{'P':>8}{'R':>8}{'F1':>8}"]
         rows = list(scores[f"{prefix}_per_type"].items())
-        rows += [(f"ALL ({avg})", {k: scores[f"{prefix}_{avg}_{k}"] for k in ("p", "r", "f")}) for avg in ("micro", "macro")]
+        rows += [
+            (f"ALL ({avg})", {k: scores[f"{prefix}_{avg}_{k}"] for k in ("p", "r", "f")}) for avg in ("micro", "macro")
+        ]
         for label, prf in rows:
             lines.append(f"{label:<24}{100 * prf['p']:>8.2f}{100 * prf['r']:>8.2f}{100 * prf['f']:>8.2f}")
         lines.append("")

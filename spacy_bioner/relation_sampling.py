@@ -7,6 +7,7 @@ the doc's *extra* spans (gold or upstream entities, used only as relation argume
 All spans of the batch are concatenated, and a span is named by its row in that
 concatenation. A pair is a row ``(head, tail)`` of two such span rows.
 """
+
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy

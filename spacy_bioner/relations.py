@@ -8,6 +8,7 @@ score]`` (token offsets, end exclusive), so ``DocBin(store_user_data=True)``,
 training live in the same place on ``Example.reference``. Importing this module
 registers the extension.
 """
+
 from typing import Iterable, List, NamedTuple, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span

@@ -5,6 +5,7 @@ An entity is ``(start_char, end_char, label)``: a prediction counts only if its
 boundaries and its type both match a gold entity. Character offsets make the score
 independent of tokenization, as in spaCy's own span scorer.
 """
+
 from collections import Counter
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
@@ -60,7 +61,9 @@ def score_entities(
     pred_key: read predictions from this span group instead of doc.ents.
     gold_key: read gold entities from this span group when the reference has it.
     """
-    scores = score_sets((doc_entities(eg.predicted, pred_key), gold_entities(eg.reference, gold_key)) for eg in examples)
+    scores = score_sets(
+        (doc_entities(eg.predicted, pred_key), gold_entities(eg.reference, gold_key)) for eg in examples
+    )
     return {
         f"{prefix}_p": scores["p"],
         f"{prefix}_r": scores["r"],
@@ -105,7 +108,9 @@ def _overlaps(a: Entity, b: Entity) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def categorize_errors(predicted: Set[Entity], gold: Set[Entity]) -> List[Tuple[str, Optional[Entity], Optional[Entity]]]:
+def categorize_errors(
+    predicted: Set[Entity], gold: Set[Entity]
+) -> List[Tuple[str, Optional[Entity], Optional[Entity]]]:
     """Every error of one document, counted once (the FairEval idea).
 
     Exact matches are correct. The rest are paired one-to-one, in this order: same
@@ -172,7 +177,9 @@ def score_relations(examples: Iterable[Example]) -> Dict[str, Any]:
     examples = list(examples)
     results: Dict[str, Any] = {}
     for prefix, strict in (("rel", False), ("rel_strict", True)):
-        scores = score_sets((doc_relations(eg.predicted, strict), doc_relations(eg.reference, strict)) for eg in examples)
+        scores = score_sets(
+            (doc_relations(eg.predicted, strict), doc_relations(eg.reference, strict)) for eg in examples
+        )
         macro = macro_prf(scores["per_type"])
         for key in ("p", "r", "f"):
             results[f"{prefix}_micro_{key}"] = scores[key]

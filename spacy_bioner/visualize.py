@@ -1,5 +1,6 @@
 """HTML views of annotated docs with displaCy: entities, nested span groups, and
 relations drawn as labelled arcs between entities."""
+
 import html
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,7 +37,14 @@ def relation_arcs(doc: Doc) -> Optional[Dict[str, Any]]:
         tail = word_of[(relation.tail.start, relation.tail.end, relation.tail.label_)]
         if head == tail:
             continue
-        arcs.append({"start": min(head, tail), "end": max(head, tail), "label": html.escape(relation.label), "dir": "right" if head < tail else "left"})
+        arcs.append(
+            {
+                "start": min(head, tail),
+                "end": max(head, tail),
+                "label": html.escape(relation.label),
+                "dir": "right" if head < tail else "left",
+            }
+        )
     return {"words": words, "arcs": arcs}
 
 
@@ -53,16 +61,26 @@ def render_page(docs: Sequence[Doc], title: str = "spacy-bioner") -> str:
     relation arcs."""
     sections = []
     for i, doc in enumerate(docs):
-        entities = _render(displacy.parse_ents(doc), "ent", "ents") if doc.ents else f"<p>{html.escape(doc.text)}</p><p><em>no entities</em></p>"
+        entities = (
+            _render(displacy.parse_ents(doc), "ent", "ents")
+            if doc.ents
+            else f"<p>{html.escape(doc.text)}</p><p><em>no entities</em></p>"
+        )
         parts = [f"<h2>Document {i + 1}</h2>", "<h3>Entities (doc.ents)</h3>", entities]
         for key, group in doc.spans.items():
             if len(group):
-                parts += [f"<h3>Span group {html.escape(key)}</h3>", _render(displacy.parse_spans(doc, {"spans_key": key}), "span", "spans")]
+                parts += [
+                    f"<h3>Span group {html.escape(key)}</h3>",
+                    _render(displacy.parse_spans(doc, {"spans_key": key}), "span", "spans"),
+                ]
         arcs = relation_arcs(doc)
         if arcs is not None:
             distance = max(120, 9 * max(len(word["text"]) for word in arcs["words"]))
             options = {"compact": True, "distance": distance}
-            parts += ["<h3>Relations</h3>", displacy.render(arcs, style="dep", manual=True, page=False, options=options)]
+            parts += [
+                "<h3>Relations</h3>",
+                displacy.render(arcs, style="dep", manual=True, page=False, options=options),
+            ]
         sections.append("<section>" + "".join(parts) + "</section>")
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

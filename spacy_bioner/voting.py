@@ -3,6 +3,7 @@
 Pure functions: a prediction is ``(start, end, label)`` within one doc (token offsets),
 a member's output is a mapping from its predictions to their scores.
 """
+
 from typing import List, Mapping, NamedTuple, Sequence, Tuple
 
 Prediction = Tuple[int, int, str]
@@ -36,4 +37,3 @@ def majority_threshold(n_members: int) -> int:
 def select_by_votes(votes: Sequence[Vote], min_votes: int) -> List[Vote]:
     """The predictions made by at least `min_votes` members (1: the union)."""
     return [vote for vote in votes if vote.votes >= min_votes]
-

@@ -16,6 +16,7 @@ Unseen classes. A class with count 0 is counted as if it had been seen once, so 
 weight is finite. Such a class never occurs as a training target, so its weight only
 matters for display.
 """
+
 import math
 from typing import Dict, List, Mapping
 
@@ -90,7 +91,9 @@ def _mean_one(raw: Mapping[str, float], counts: Mapping[str, int]) -> Dict[str, 
     return {label: w * total / mass for label, w in raw.items()}
 
 
-def weights_table(counts: Mapping[str, int], marked: str = "welt", beta: float = 0.9, strength: float = 1.0) -> List[str]:
+def weights_table(
+    counts: Mapping[str, int], marked: str = "welt", beta: float = 0.9, strength: float = 1.0
+) -> List[str]:
     """The lines of a table of each class's count and its weight under every scheme
     (`marked` flagged with *), aligned in columns. Raises ValueError where
     class_weights does."""

@@ -1,4 +1,5 @@
 """Fixtures and hooks only; the helpers test modules import live in tests/util.py."""
+
 import os
 from pathlib import Path
 

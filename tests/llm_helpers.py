@@ -1,5 +1,6 @@
 """A tiny random Llama model and a tokenizer trained in the test, saved as a Hugging Face
 model directory, for the LLM tagger tests (no download)."""
+
 from pathlib import Path
 
 from .util import SENTENCES

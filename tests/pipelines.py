@@ -14,6 +14,7 @@ object that trains a pipeline on first use, saves it and loads it back:
   `bioner_ensemble` components over the three members: union, meta (with a tiny trained
   KEEP/DROP filter) and majority (which writes doc.ents).
 """
+
 import random
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -54,14 +55,23 @@ RELATIONS = [
     ("Aspirin induced Reye syndrome in children .", [(0, 1, "Drug"), (2, 4, "Effect")], [(1, 0, "ADE")]),
     ("Cisplatin causes acute kidney injury .", [(0, 1, "Drug"), (2, 5, "Effect")], [(1, 0, "ADE")]),
     ("No adverse events were seen .", [], []),
-    ("Rash was noted after penicillin and fever after ibuprofen .", [(0, 1, "Effect"), (4, 5, "Drug"), (6, 7, "Effect"), (8, 9, "Drug")], [(0, 1, "ADE"), (2, 3, "ADE")]),
+    (
+        "Rash was noted after penicillin and fever after ibuprofen .",
+        [(0, 1, "Effect"), (4, 5, "Drug"), (6, 7, "Effect"), (8, 9, "Drug")],
+        [(0, 1, "ADE"), (2, 3, "ADE")],
+    ),
 ]
 
 
 def spans_nlp(model: Optional[Dict[str, Any]] = None, **config) -> Language:
     """A blank pipeline with a tiny bioner_spans; `model` settings override the defaults."""
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.SpanClassifier.v1", "tok2vec": tiny_tok2vec(), "hidden_size": 0, **(model or {})}
+    model = {
+        "@architectures": "spacy_bioner.SpanClassifier.v1",
+        "tok2vec": tiny_tok2vec(),
+        "hidden_size": 0,
+        **(model or {}),
+    }
     nlp.add_pipe("bioner_spans", config={"model": model, **config})
     return nlp
 
@@ -79,7 +89,12 @@ def spans_examples(nlp: Language, data=NESTED, key: str = "bioner_spans") -> Lis
 def relations_nlp(model: Optional[Dict[str, Any]] = None, **config) -> Language:
     """A blank pipeline with a tiny bioner_relations; `model` settings override the defaults."""
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.RelationExtractor.v1", "tok2vec": tiny_tok2vec(), "dropout": 0.0, **(model or {})}
+    model = {
+        "@architectures": "spacy_bioner.RelationExtractor.v1",
+        "tok2vec": tiny_tok2vec(),
+        "dropout": 0.0,
+        **(model or {}),
+    }
     nlp.add_pipe("bioner_relations", config={"model": model, **config})
     return nlp
 
@@ -127,13 +142,23 @@ def meta_filter(n_iter: int = 15) -> Language:
 
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
-             "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "tok2vec": tiny_tok2vec()}
+    model = {
+        "@architectures": "spacy.TextCatReduce.v1",
+        "exclusive_classes": True,
+        "use_reduce_first": False,
+        "use_reduce_last": False,
+        "use_reduce_max": True,
+        "use_reduce_mean": True,
+        "tok2vec": tiny_tok2vec(),
+    }
     nlp.add_pipe("textcat", config={"model": model})
     examples = []
     for eg in make_examples(nlp):
         doc = eg.reference
-        samples = [(e.start, e.end, e.label_, True) for e in doc.ents] + [(0, 2, "Disease", False), (1, 2, "Chemical", False)]
+        samples = [(e.start, e.end, e.label_, True) for e in doc.ents] + [
+            (0, 2, "Disease", False),
+            (1, 2, "Chemical", False),
+        ]
         for start, end, label, keep in samples:
             text = marked_text(doc, start, end, label)
             examples.append(Example.from_dict(nlp.make_doc(text), {"cats": {KEEP: float(keep), DROP: float(not keep)}}))
@@ -174,16 +199,22 @@ def ensemble_nlp() -> Language:
         members[output] = train(member, make_examples(member), n_iter=30)
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([
-        {"label": "Chemical", "pattern": [{"LOWER": "cisplatin"}]},
-        {"label": "Disease", "pattern": [{"LOWER": "kidney"}, {"LOWER": "injury"}]},
-    ])
+    ruler.add_patterns(
+        [
+            {"label": "Chemical", "pattern": [{"LOWER": "cisplatin"}]},
+            {"label": "Disease", "pattern": [{"LOWER": "kidney"}, {"LOWER": "injury"}]},
+        ]
+    )
     nlp.add_pipe("bioner_ents_to_spans", config={"spans_key": "ruler"})
     for output, member in members.items():
         nlp.add_pipe("bioner_tagger", name=f"tagger_{output}", source=member)
     sources = ["tagger_softmax", "tagger_crf", "ruler"]
-    nlp.add_pipe("bioner_ensemble", name="ensemble_union", config={"sources": sources, "mode": "union", "set_ents": False})
-    nlp.add_pipe("bioner_ensemble", name="ensemble_meta", config={"sources": sources, "mode": "meta", "set_ents": False})
+    nlp.add_pipe(
+        "bioner_ensemble", name="ensemble_union", config={"sources": sources, "mode": "union", "set_ents": False}
+    )
+    nlp.add_pipe(
+        "bioner_ensemble", name="ensemble_meta", config={"sources": sources, "mode": "meta", "set_ents": False}
+    )
     nlp.add_pipe("bioner_ensemble", name="ensemble_majority", config={"sources": sources, "mode": "majority"})
     nlp.get_pipe("ensemble_meta").set_filter(meta_filter())
     return nlp
@@ -284,4 +315,3 @@ def entity_groups(name: str) -> Tuple[str, ...]:
         "llm": ("bioner_llm_tagger",),
         "ensemble": ("ruler", "tagger_softmax", "tagger_crf", "ensemble_union", "ensemble_meta", "ensemble_majority"),
     }[name]
-

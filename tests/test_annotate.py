@@ -36,7 +36,10 @@ def test_jsonl_output_has_offsets_types_scores_and_sources(tagger_model_dir, tmp
     rows = _read(tmp_path / "out.jsonl")
     assert [row["id"] for row in rows] == [0, 1, 2, 3]
     first = rows[0]
-    assert {(e["text"], e["label"]) for e in first["entities"]} == {("Cisplatin", "Chemical"), ("acute kidney injury", "Disease")}
+    assert {(e["text"], e["label"]) for e in first["entities"]} == {
+        ("Cisplatin", "Chemical"),
+        ("acute kidney injury", "Disease"),
+    }
     for entity in first["entities"]:
         assert first["text"][entity["start"] : entity["end"]] == entity["text"]
         assert entity["source"] == "bioner_tagger" and 0 < entity["score"] <= 1
@@ -58,7 +61,13 @@ def test_bad_lines_in_the_middle_are_reported_counted_and_skipped(tagger_model_d
     output = _annotate(tagger_model_dir, source, tmp_path / "out.jsonl", "--max-chars", "100")
     assert [row["id"] for row in _read(tmp_path / "out.jsonl")] == ["a", "e"]
     assert "5 bad documents skipped" in output
-    for problem in ["invalid JSON", "empty document", "'id' and a string 'text'", "exceeds --max-chars 100", "not valid UTF-8"]:
+    for problem in [
+        "invalid JSON",
+        "empty document",
+        "'id' and a string 'text'",
+        "exceeds --max-chars 100",
+        "not valid UTF-8",
+    ]:
         assert problem in output
 
 
@@ -130,5 +139,7 @@ def test_unknown_formats_and_missing_inputs_are_named(tagger_model_dir, tmp_path
     result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "none.txt"), str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and "No such input" in result.output
     (tmp_path / "x.txt").write_text("a\n")
-    result = runner.invoke(app, ["annotate", tagger_model_dir, str(tmp_path / "x.txt"), str(tmp_path / "o.x"), "--output-format", "xml"])
+    result = runner.invoke(
+        app, ["annotate", tagger_model_dir, str(tmp_path / "x.txt"), str(tmp_path / "o.x"), "--output-format", "xml"]
+    )
     assert result.exit_code == 2 and "'xml'" in result.output

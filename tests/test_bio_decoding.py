@@ -1,4 +1,5 @@
 """Constrained Viterbi decoding (spacy_bioner.bio_decoding) against brute force."""
+
 import itertools
 
 import numpy
@@ -32,7 +33,10 @@ def test_viterbi_matches_brute_force(seed):
     emissions, transitions, start, end = random_problem(seed)
     paths = decode(xp, emissions, transitions, start, end)
     for em, path in zip(emissions, paths):
-        best = max(itertools.product(range(len(TAGS)), repeat=len(em)), key=lambda p: path_score(em, p, transitions, start, end))
+        best = max(
+            itertools.product(range(len(TAGS)), repeat=len(em)),
+            key=lambda p: path_score(em, p, transitions, start, end),
+        )
         assert list(path) == list(best)
 
 

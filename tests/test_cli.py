@@ -33,7 +33,9 @@ def test_convert_reports_malformed_line_without_traceback(tmp_path):
 
 
 def test_weights_table_lists_every_scheme(shared_data):
-    result = runner.invoke(app, ["weights", str(shared_data / "ner" / "NCBI-disease" / "train.tsv"), "--scheme", "isns"])
+    result = runner.invoke(
+        app, ["weights", str(shared_data / "ner" / "NCBI-disease" / "train.tsv"), "--scheme", "isns"]
+    )
     assert result.exit_code == 0, result.output
     header, *rows = result.output.splitlines()
     assert header.split() == ["tag", "count", "none", "welt", "ins", "isns*", "ens"]

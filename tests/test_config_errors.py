@@ -9,17 +9,18 @@ mode and min_votes (test_ensemble.py), relation types and arguments
 (test_relation_extractor.py), DBR settings (test_dbr.py) and missing LLM weights
 (test_llm_tagger.py).
 """
+
 import json
-import warnings
 import shutil
+import warnings
 
 import pytest
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .util import make_examples, make_nlp
 from .pipelines import llm_nlp, relations_examples, relations_nlp, require_llm, spans_examples, spans_nlp
+from .util import make_examples, make_nlp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,7 +56,11 @@ BUILD_ERRORS = [
     ("bioner_relations", {"delta": 2.0}, "delta must be in \\[0, 1\\]"),
     ("bioner_relations", {"model": {"width_size": 0}}, "width_size and max_width must be positive"),
     ("bioner_spans", {"model": {"hidden_size": -1}}, "hidden_size must be >= 0"),
-    ("bioner_spans", {"model": {"representation": ["width"], "max_width": -3}}, "width_size and max_width must be positive"),
+    (
+        "bioner_spans",
+        {"model": {"representation": ["width"], "max_width": -3}},
+        "width_size and max_width must be positive",
+    ),
     ("bioner_ensemble", {"sources": ["a"], "threshold": 1.5}, "threshold = 1.5 must be in \\[0, 1\\]"),
     ("bioner_ensemble", {"sources": ["a", "b"], "min_votes": 0}, "min_votes = 0"),
 ]
@@ -147,9 +152,7 @@ def test_an_unknown_entity_type_in_a_later_batch_is_reported(pipelines, factory)
         nlp.update([unknown_type_example(nlp, key=factory if factory == "bioner_spans" else None)])
 
 
-@pytest.mark.parametrize(
-    "build_nlp,build_examples", [(spans_nlp, spans_examples), (relations_nlp, relations_examples)]
-)
+@pytest.mark.parametrize("build_nlp,build_examples", [(spans_nlp, spans_examples), (relations_nlp, relations_examples)])
 def test_gold_entities_longer_than_max_span_length_are_reported(build_nlp, build_examples):
     nlp = build_nlp(max_span_length=1)
     examples = build_examples(nlp)

@@ -36,7 +36,10 @@ def test_round_trip(tmp_path, nlp, scheme):
     out = tmp_path / f"out.{scheme}.tsv"
     assert write_iob(docs, out, scheme) == 2
     again, _ = read_iob(out, nlp.vocab)
-    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in again] == [[(0, 1, "Chemical"), (2, 4, "Disease")], []]
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in again] == [
+        [(0, 1, "Chemical"), (2, 4, "Disease")],
+        [],
+    ]
     if scheme == "iobes":
         assert "S-Chemical" in out.read_text() and "E-Disease" in out.read_text()
     else:
@@ -79,7 +82,9 @@ def test_missing_file_is_named(tmp_path, nlp):
 
 
 def test_tag_counts_list_o_first_then_by_entity_type(nlp, tmp_path):
-    docs, _ = read_iob(_write(tmp_path, "IL-2\tB-Gene\nin\tO\nacute\tB-Disease\nfever\tI-Disease\n\nIL-6\tB-Gene\n"), nlp.vocab)
+    docs, _ = read_iob(
+        _write(tmp_path, "IL-2\tB-Gene\nin\tO\nacute\tB-Disease\nfever\tI-Disease\n\nIL-6\tB-Gene\n"), nlp.vocab
+    )
     counts = tag_counts(docs)
     assert counts == {"O": 1, "B-Disease": 1, "I-Disease": 1, "B-Gene": 2}
     assert list(counts) == ["O", "B-Disease", "I-Disease", "B-Gene"]

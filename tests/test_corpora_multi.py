@@ -1,4 +1,5 @@
 """The multi-dataset reader: several named corpora, each example marked with its dataset."""
+
 import pytest
 import spacy
 
@@ -23,7 +24,10 @@ def test_examples_are_marked_with_dataset_and_types(corpora):
     assert [dataset_of(eg.predicted) for eg in examples] == ["NCBI-disease", "NCBI-disease", "BC5CDR"]
     assert entity_types_of(examples[1].reference) == ["Disease"]
     assert entity_types_of(examples[2].predicted) == ["Chemical", "Disease"]
-    assert [(e.text, e.label_) for e in examples[2].reference.ents] == [("Aspirin", "Chemical"), ("Reye syndrome", "Disease")]
+    assert [(e.text, e.label_) for e in examples[2].reference.ents] == [
+        ("Aspirin", "Chemical"),
+        ("Reye syndrome", "Disease"),
+    ]
 
 
 def test_declared_types_limit_and_errors(corpora):

@@ -141,11 +141,19 @@ def test_brat_writer_round_trips_through_the_reader(nlp, tmp_path):
     text = "Cisplatin induced\nacute kidney injury."
     entities = [(0, 9, "Drug"), (18, 37, "Adverse effect"), (24, 37, "Disease")]
     write_brat_document(tmp_path, "doc1", text, entities, [(1, 0, "Caused by")])
-    assert (tmp_path / "doc1.ann").read_text(encoding="utf8").splitlines()[1] == "T2\tAdverse_effect 18 37\tacute kidney injury"
+    assert (tmp_path / "doc1.ann").read_text(encoding="utf8").splitlines()[
+        1
+    ] == "T2\tAdverse_effect 18 37\tacute kidney injury"
     doc = read_brat(tmp_path / "doc1.txt", nlp, spans_key="gold")
     assert doc.text == text
-    assert [(s.start_char, s.end_char, s.label_) for s in doc.spans["gold"]] == [(0, 9, "Drug"), (18, 37, "Adverse_effect"), (24, 37, "Disease")]
-    assert [(h.text, t.text, label) for h, t, label, _ in doc._.relations] == [("acute kidney injury", "Cisplatin", "Caused_by")]
+    assert [(s.start_char, s.end_char, s.label_) for s in doc.spans["gold"]] == [
+        (0, 9, "Drug"),
+        (18, 37, "Adverse_effect"),
+        (24, 37, "Disease"),
+    ]
+    assert [(h.text, t.text, label) for h, t, label, _ in doc._.relations] == [
+        ("acute kidney injury", "Cisplatin", "Caused_by")
+    ]
     assert not list(tmp_path.glob(".*.partial"))
     assert brat_name_problem("doc1") is None and "not a file name" in brat_name_problem("a/b")
 
@@ -186,17 +194,27 @@ def test_brat_strict_alignment_rejects_offsets_inside_a_token(nlp, tmp_path):
 def test_symmetric_relations_are_stored_both_ways_and_written_once(nlp, tmp_path):
     record = {
         "tokens": ["Ann", "met", "Bob", "in", "Rome"],
-        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Peop", "start": 2, "end": 3}, {"type": "Loc", "start": 4, "end": 5}],
+        "entities": [
+            {"type": "Peop", "start": 0, "end": 1},
+            {"type": "Peop", "start": 2, "end": 3},
+            {"type": "Loc", "start": 4, "end": 5},
+        ],
         "relations": [{"type": "Meet", "head": 0, "tail": 1}, {"type": "Live_In", "head": 1, "tail": 2}],
     }
     srsly.write_json(tmp_path / "in.json", [record])
-    srsly.write_json(tmp_path / "types.json", {"relations": {"Meet": {"symmetric": True}, "Live_In": {"symmetric": False}}})
+    srsly.write_json(
+        tmp_path / "types.json", {"relations": {"Meet": {"symmetric": True}, "Live_In": {"symmetric": False}}}
+    )
     symmetric = symmetric_relation_types(tmp_path / "types.json")
     assert symmetric == {"Meet"}
     doc = read_spert(tmp_path / "in.json", nlp.vocab)[0]
     add_symmetric_reverses(doc, symmetric)
     add_symmetric_reverses(doc, symmetric)  # idempotent
-    assert sorted((h.start, t.start, label) for h, t, label, _ in get_relations(doc)) == [(0, 2, "Meet"), (2, 0, "Meet"), (2, 4, "Live_In")]
+    assert sorted((h.start, t.start, label) for h, t, label, _ in get_relations(doc)) == [
+        (0, 2, "Meet"),
+        (2, 0, "Meet"),
+        (2, 4, "Live_In"),
+    ]
     drop_symmetric_reverses(doc, symmetric)
     write_spert([doc], tmp_path / "back.json")
     assert srsly.read_json(tmp_path / "back.json") == [record]

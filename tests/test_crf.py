@@ -62,7 +62,6 @@ def test_missing_gold_tags_are_marginalised_not_forced():
     assert loss_all_missing == pytest.approx(0.0, abs=1e-4)
 
 
-
 @pytest.mark.parametrize("scale", [1.0, 40.0])
 def test_inference_marginals_equal_the_log_space_ones(scale):
     """tag_marginals (probability space, rescaled per step) gives forward_backward's

@@ -1,10 +1,11 @@
 """Dense Bioentity Recognition: knowledge base, retrieval and pseudo-sentence samples."""
+
 import random
 
 import pytest
 import spacy
 
-from spacy_bioner.llm.dbr import Entry, EntityIndex, candidate_phrases, dbr_sample, random_entries, read_kb
+from spacy_bioner.llm.dbr import EntityIndex, Entry, candidate_phrases, dbr_sample, random_entries, read_kb
 from spacy_bioner.llm.instructions import BEGIN, INSIDE, OUTSIDE
 
 pytest.importorskip("sklearn")
@@ -103,8 +104,8 @@ def test_random_entries_draw_the_configured_numbers():
 @pytest.mark.parametrize("mode", ["retrieved", "random"])
 def test_component_mixes_dbr_samples_into_training(kb_file, mode, tmp_path_factory):
     pytest.importorskip("peft")
-    from .util import make_examples
     from .llm_helpers import build_tiny_llm, llm_config
+    from .util import make_examples
 
     path = build_tiny_llm(tmp_path_factory.mktemp("tiny_llama"))
     nlp = spacy.blank("en")

@@ -2,11 +2,11 @@
 on CPU, for every trainable component (tiny models, a few updates each). The
 ensemble and the ents adapter have no weights of their own (the meta filter is a
 spaCy textcat)."""
+
 import numpy
 import pytest
 from thinc.api import CupyOps, get_current_ops
 
-from .util import make_examples, make_nlp, train
 from .pipelines import (
     TEXTS,
     approx_floats,
@@ -18,6 +18,7 @@ from .pipelines import (
     spans_examples,
     spans_nlp,
 )
+from .util import make_examples, make_nlp, train
 
 # The GPU tier compares to this relative tolerance instead of bit for bit: cuBLAS and
 # cupy reductions (atomics, split-K sums) add in an order that varies between runs, so

@@ -1,4 +1,5 @@
 """The entity dictionary (gazetteer) and the DictionaryEmbed tok2vec input."""
+
 import pickle
 
 import numpy
@@ -64,7 +65,10 @@ def test_matching_leaves_the_pipeline_vocab_alone(tsv):
 
 @pytest.mark.parametrize(
     "text,message",
-    [("name\tid\nfoo\t1\n", "header with the columns 'name' and 'type'"), ("name\ttype\nfoo\n", ":2: expected at least 2 columns")],
+    [
+        ("name\tid\nfoo\t1\n", "header with the columns 'name' and 'type'"),
+        ("name\ttype\nfoo\n", ":2: expected at least 2 columns"),
+    ],
 )
 def test_bad_files_name_file_and_line(tmp_path, text, message):
     path = tmp_path / "bad.tsv"
@@ -89,9 +93,21 @@ def dictionary_pipeline(path) -> spacy.Language:
             "include_static_vectors": False,
         },
     }
-    encode = {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 16, "depth": 1, "window_size": 1, "maxout_pieces": 2}
+    encode = {
+        "@architectures": "spacy.MaxoutWindowEncoder.v2",
+        "width": 16,
+        "depth": 1,
+        "window_size": 1,
+        "maxout_pieces": 2,
+    }
     tok2vec = {"@architectures": "spacy.Tok2Vec.v2", "embed": embed, "encode": encode}
-    nlp.add_pipe("bioner_tagger", config={"scheme": "none", "model": {"@architectures": "spacy_bioner.Tagger.v1", "output": "crf", "tok2vec": tok2vec}})
+    nlp.add_pipe(
+        "bioner_tagger",
+        config={
+            "scheme": "none",
+            "model": {"@architectures": "spacy_bioner.Tagger.v1", "output": "crf", "tok2vec": tok2vec},
+        },
+    )
     return nlp
 
 
@@ -135,7 +151,9 @@ def test_missing_dictionary_setting_is_named():
 
 def test_standalone_layer_needs_initialize(tsv):
     model = build_dictionary_embed(
-        spacy.registry.architectures.get("spacy.MultiHashEmbed.v2")(width=8, attrs=["NORM"], rows=[10], include_static_vectors=False),
+        spacy.registry.architectures.get("spacy.MultiHashEmbed.v2")(
+            width=8, attrs=["NORM"], rows=[10], include_static_vectors=False
+        ),
         str(tsv),
     )
     nlp = spacy.blank("en")
@@ -154,4 +172,6 @@ def test_pickled_pipeline_keeps_its_dictionary(tsv):
     restored = pickle.loads(pickle.dumps(nlp))
     texts = [eg.reference.text for eg in examples]
     for before, after in zip(nlp.pipe(texts), restored.pipe(texts)):
-        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(after.spans["bioner_tagger"].attrs["scores"])
+        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(
+            after.spans["bioner_tagger"].attrs["scores"]
+        )

@@ -5,6 +5,7 @@ resolves to an existing file or directory, a `#anchor` into a markdown file name
 of its headings (GitHub's heading ids), and every `benchmarks/results/...` path the text
 mentions (links, code, prose; `{a,b}` alternatives expanded) exists. Also: the README's
 first screen keeps the two commands CI runs (.ci/run)."""
+
 from __future__ import annotations
 
 import itertools
@@ -149,4 +150,7 @@ def test_the_checks_catch_what_they_should(tmp_path, monkeypatch):
         "page.md: other.md#not-a-heading-1 (no heading #not-a-heading-1)",
     ]
     assert missing_results(page) == ["page.md: benchmarks/results/b.md"]
-    assert slug("Choosing settings: tagger vs spaCy's `ner` (CNN, BC5CDR)") == "choosing-settings-tagger-vs-spacys-ner-cnn-bc5cdr"
+    assert (
+        slug("Choosing settings: tagger vs spaCy's `ner` (CNN, BC5CDR)")
+        == "choosing-settings-tagger-vs-spacys-ner-cnn-bc5cdr"
+    )

@@ -58,7 +58,12 @@ def test_union_keeps_everything_and_ents_prefer_votes_then_score(members):
     nlp = spacy.blank("en")
     ensemble = _ensemble(nlp, sources=["a", "b", "c", "empty"], mode="union")
     doc = ensemble(_doc(nlp, members))
-    assert _predictions(doc) == [(2, 3, "Chemical", 1), (2, 3, "Disease", 2), (4, 6, "Disease", 2), (5, 6, "Disease", 1)]
+    assert _predictions(doc) == [
+        (2, 3, "Chemical", 1),
+        (2, 3, "Disease", 2),
+        (4, 6, "Disease", 2),
+        (5, 6, "Disease", 1),
+    ]
     # doc.ents: (2,3,Disease) beats (2,3,Chemical) on votes; (4,6) beats (5,6) on votes.
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(2, 3, "Disease"), (4, 6, "Disease")]
 
@@ -77,7 +82,12 @@ def test_majority_needs_more_than_half_the_members(members):
 
 def test_tie_on_votes_is_broken_by_score_then_length():
     nlp = spacy.blank("en")
-    members = {"a": [(4, 6, "Disease", 0.5)], "b": [(5, 6, "Disease", 0.5)], "c": [(2, 3, "Disease", 0.9)], "d": [(2, 4, "Disease", 0.3)]}
+    members = {
+        "a": [(4, 6, "Disease", 0.5)],
+        "b": [(5, 6, "Disease", 0.5)],
+        "c": [(2, 3, "Disease", 0.9)],
+        "d": [(2, 4, "Disease", 0.3)],
+    }
     doc = _ensemble(nlp, sources=list(members), mode="union")(_doc(nlp, members))
     assert [(e.start, e.end) for e in doc.ents] == [(2, 3), (4, 6)]
 
@@ -91,8 +101,12 @@ def test_missing_source_key_is_named(members):
 
 @pytest.mark.parametrize(
     "config,message",
-    [({"sources": []}, "sources is empty"), ({"sources": ["a"], "mode": "vote"}, "mode = 'vote'"),
-     ({"sources": ["a", "b"], "min_votes": 3}, "min_votes = 3"), ({"sources": ["a", "a"]}, "twice")],
+    [
+        ({"sources": []}, "sources is empty"),
+        ({"sources": ["a"], "mode": "vote"}, "mode = 'vote'"),
+        ({"sources": ["a", "b"], "min_votes": 3}, "min_votes = 3"),
+        ({"sources": ["a", "a"]}, "twice"),
+    ],
 )
 def test_invalid_config_is_named(config, message):
     with pytest.raises(Exception, match=message):
@@ -120,8 +134,15 @@ def _filter_pipeline(texts_and_labels, n_iter=80):
     """A tiny KEEP/DROP text classifier trained on (text, keep) pairs."""
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": True,
-             "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "tok2vec": tiny_tok2vec(64)}
+    model = {
+        "@architectures": "spacy.TextCatReduce.v1",
+        "exclusive_classes": True,
+        "use_reduce_first": True,
+        "use_reduce_last": False,
+        "use_reduce_max": True,
+        "use_reduce_mean": True,
+        "tok2vec": tiny_tok2vec(64),
+    }
     nlp.add_pipe("textcat", config={"model": model})
     examples = []
     for text, keep in texts_and_labels:
@@ -138,8 +159,12 @@ def meta_filter():
     nlp = spacy.blank("en")
     doc = nlp.make_doc(" ".join(WORDS))
     # The filter learns: Disease on "HIV" or "breast cancer" is right, Chemical is wrong.
-    data = [(marked_text(doc, 2, 3, "Disease"), True), (marked_text(doc, 4, 6, "Disease"), True),
-            (marked_text(doc, 2, 3, "Chemical"), False), (marked_text(doc, 5, 6, "Disease"), False)]
+    data = [
+        (marked_text(doc, 2, 3, "Disease"), True),
+        (marked_text(doc, 4, 6, "Disease"), True),
+        (marked_text(doc, 2, 3, "Chemical"), False),
+        (marked_text(doc, 5, 6, "Disease"), False),
+    ]
     return _filter_pipeline(data)
 
 
@@ -159,7 +184,9 @@ def test_meta_filter_overfits_and_filters_the_union(members, meta_filter, tmp_pa
     assert _predictions(again) == _predictions(doc)
     assert again.spans["bioner_ensemble"].attrs["scores"] == pytest.approx(doc.spans["bioner_ensemble"].attrs["scores"])
     from_bytes = spacy.blank("en")
-    from_bytes.add_pipe("bioner_ensemble", config={"sources": ["x"]}).from_bytes(nlp.get_pipe("bioner_ensemble").to_bytes())
+    from_bytes.add_pipe("bioner_ensemble", config={"sources": ["x"]}).from_bytes(
+        nlp.get_pipe("bioner_ensemble").to_bytes()
+    )
     assert _predictions(from_bytes.get_pipe("bioner_ensemble")(_doc(from_bytes, members))) == _predictions(doc)
 
 
@@ -203,7 +230,9 @@ def test_ensemble_of_two_separately_trained_pipelines(tmp_path):
     text = "Cisplatin causes acute kidney injury ."
     doc = nlp(text)
     assert "tagger_softmax" in doc.spans and "tagger_crf" in doc.spans
-    expected = {(s.start, s.end, s.label_) for s in doc.spans["tagger_softmax"]} & {(s.start, s.end, s.label_) for s in doc.spans["tagger_crf"]}
+    expected = {(s.start, s.end, s.label_) for s in doc.spans["tagger_softmax"]} & {
+        (s.start, s.end, s.label_) for s in doc.spans["tagger_crf"]
+    }
     assert {(e.start, e.end, e.label_) for e in doc.ents} == expected
     assert expected == {(0, 1, "Chemical"), (2, 5, "Disease")}
     nlp.to_disk(tmp_path / "ensemble")
@@ -299,19 +328,40 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     docs = [eg.reference for eg in make_examples(nlp)]
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     DocBin(docs=docs[:3]).to_disk(tmp_path / "dev.spacy")
-    (tmp_path / "members.cfg").write_text(MEMBERS_CONFIG.replace("OUTPUT", str(tmp_path)).replace("source = null\n", ""))
+    (tmp_path / "members.cfg").write_text(
+        MEMBERS_CONFIG.replace("OUTPUT", str(tmp_path)).replace("source = null\n", "")
+    )
     subprocess.run(
-        [sys.executable, "-m", "spacy", "train", str(tmp_path / "members.cfg"), "--output", str(tmp_path / "members"),
-         "--paths.train", str(tmp_path / "train.spacy"), "--paths.dev", str(tmp_path / "dev.spacy")],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(tmp_path / "members.cfg"),
+            "--output",
+            str(tmp_path / "members"),
+            "--paths.train",
+            str(tmp_path / "train.spacy"),
+            "--paths.dev",
+            str(tmp_path / "dev.spacy"),
+        ],
+        check=True,
+        capture_output=True,
     )
     steps = sorted((tmp_path / "dev_predictions").glob("step_*.spacy"))
     assert [step.name for step in steps] == [f"step_{n:07d}.spacy" for n in (0, 4, 8, 12)]
     predicted = list(DocBin().from_disk(steps[-1]).get_docs(nlp.vocab))
     assert len(predicted) == 3 and "tagger_a" in predicted[0].spans and "tagger_b" in predicted[0].spans
     (tmp_path / "dev_predictions" / "step_best.spacy").write_bytes(b"")  # not an evaluation: ignored
-    meta_data_args = ["meta-data", str(tmp_path / "dev_predictions"), str(tmp_path / "dev.spacy"),
-                      str(tmp_path / "train.spacy"), str(tmp_path / "meta"), "--sources", "tagger_a,tagger_b"]
+    meta_data_args = [
+        "meta-data",
+        str(tmp_path / "dev_predictions"),
+        str(tmp_path / "dev.spacy"),
+        str(tmp_path / "train.spacy"),
+        str(tmp_path / "meta"),
+        "--sources",
+        "tagger_a,tagger_b",
+    ]
     result = CliRunner().invoke(app, meta_data_args)
     assert result.exit_code == 0, result.output
     train_docs = list(DocBin().from_disk(tmp_path / "meta" / "train.spacy").get_docs(nlp.vocab))
@@ -341,8 +391,11 @@ def test_dev_predictions_keep_span_scores_but_not_user_data(tmp_path):
 
     nlp.add_pipe("test_scored_member")
     DocBin(docs=[nlp.make_doc("Aspirin helps."), nlp.make_doc("Flu.")]).to_disk(tmp_path / "dev.spacy")
-    setup = dev_predictions_logger(str(tmp_path / "dev.spacy"), str(tmp_path / "out"),
-                                   logger=lambda nlp, stdout, stderr: (lambda info: None, lambda: None))
+    setup = dev_predictions_logger(
+        str(tmp_path / "dev.spacy"),
+        str(tmp_path / "out"),
+        logger=lambda nlp, stdout, stderr: (lambda info: None, lambda: None),
+    )
     log_step, _ = setup(nlp, sys.stdout, sys.stderr)
     log_step({"step": 7, "score": 0.5})
     log_step({"step": 8, "score": None})

@@ -56,7 +56,7 @@ def test_evaluation_results_and_html_list_the_errors():
     assert results["errors"]["per_type"]["Chemical"]["wrong_label"] == 1
     page = errors_html([example])
     assert page.count("<tr><td>0</td>") == 2
-    assert "<mark class=\"gold\">Reye syndrome<sup>Disease</sup></mark>" in page
+    assert '<mark class="gold">Reye syndrome<sup>Disease</sup></mark>' in page
     assert "&lt;b&gt;" in page and "<b>" not in page  # document text is escaped
 
 
@@ -68,7 +68,16 @@ def test_evaluate_command_writes_json_and_html(tmp_path):
     data = tmp_path / "gold.tsv"
     data.write_text("breast\tB-Disease\ncancer\tI-Disease\n\ncancer\tB-Disease\nrisk\tO\n", encoding="utf8")
     result = CliRunner().invoke(
-        app, ["evaluate", str(tmp_path / "model"), str(data), "--output", str(tmp_path / "m.json"), "--html", str(tmp_path / "e.html")]
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "model"),
+            str(data),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--html",
+            str(tmp_path / "e.html"),
+        ],
     )
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "m.json").read_text())
@@ -101,6 +110,8 @@ def test_evaluate_command_marks_docs_with_dataset_and_gold_types(tmp_path):
     data.write_text("cancer\tB-Disease\nrisk\tO\n", encoding="utf8")
     for options, expected_f in [(["--dataset", "NCBI-disease"], 1.0), ([], 0.0)]:
         output = tmp_path / "m.json"
-        result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), str(data), "--output", str(output), *options])
+        result = CliRunner().invoke(
+            app, ["evaluate", str(tmp_path / "model"), str(data), "--output", str(output), *options]
+        )
         assert result.exit_code == 0, result.output
         assert json.loads(output.read_text())["f"] == expected_f

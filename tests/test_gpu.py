@@ -1,6 +1,7 @@
 """GPU behaviour. The `gpu` tests run only in the GPU tier (BIONER_TEST_GPU=1 or --gpu,
 which runs the whole suite on GPU 0); the others check, on any machine, what a GPU run
 depends on: --gpu-id, worker processes refused with a GPU, the LLM's device."""
+
 import numpy
 import pytest
 from thinc.api import get_current_ops, use_ops
@@ -71,7 +72,9 @@ def test_crf_on_the_device_matches_the_host():
     device_paths = viterbi(ops.xp, *device, *(ops.asarray(a) for a in args))
     for i, e in enumerate(emissions):
         assert ops.to_numpy(device_paths[i, : len(e)]).tolist() == host_paths[i, : len(e)].tolist()
-    for h, d in zip(forward_backward(numpy, *host, *args), forward_backward(ops.xp, *device, *(ops.asarray(a) for a in args))):
+    for h, d in zip(
+        forward_backward(numpy, *host, *args), forward_backward(ops.xp, *device, *(ops.asarray(a) for a in args))
+    ):
         numpy.testing.assert_allclose(ops.to_numpy(d), h, rtol=1e-4, atol=1e-5)
     gold = [rng.integers(-1, len(tags), len(e)).astype("i") for e in emissions]
     losses = []

@@ -1,6 +1,7 @@
 """Hostile input to the command line (issue #20): files that are not ours, odd records,
 tampered pipelines and odd options. Each ends in correct output or one clear error
 line (exit code 2), and the user's files stay as they were."""
+
 import json
 import os
 import shutil
@@ -20,7 +21,11 @@ from spacy_bioner.relations import set_relations
 from spacy_bioner.visualize import render_page
 
 runner = CliRunner()
-TEXTS = ["Cisplatin causes acute kidney injury .", "Aspirin induced Reye syndrome in children .", "No adverse events were seen ."]
+TEXTS = [
+    "Cisplatin causes acute kidney injury .",
+    "Aspirin induced Reye syndrome in children .",
+    "No adverse events were seen .",
+]
 
 
 def bioner(*args):
@@ -63,7 +68,10 @@ def source(tmp_path):
 def test_annotate_never_changes_a_file_it_did_not_create(tagger_model_dir, tmp_path, source, output_format):
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"my notes\nno trailing newline")
-    refused(bioner("annotate", tagger_model_dir, source, notes, "--output-format", output_format), "not written by bioner annotate")
+    refused(
+        bioner("annotate", tagger_model_dir, source, notes, "--output-format", output_format),
+        "not written by bioner annotate",
+    )
     assert notes.read_bytes() == b"my notes\nno trailing newline"
     assert not (tmp_path / f"notes.txt{STATE_SUFFIX}").exists()
 
@@ -72,7 +80,10 @@ def test_a_brat_directory_it_did_not_create_is_left_alone(tagger_model_dir, tmp_
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "0.txt").write_text("my own file", encoding="utf8")
-    refused(bioner("annotate", tagger_model_dir, source, folder, "--output-format", "brat"), "not written by bioner annotate")
+    refused(
+        bioner("annotate", tagger_model_dir, source, folder, "--output-format", "brat"),
+        "not written by bioner annotate",
+    )
     assert [p.name for p in folder.iterdir()] == ["0.txt"] and (folder / "0.txt").read_text() == "my own file"
 
 
@@ -81,7 +92,9 @@ def test_a_model_that_does_not_load_touches_no_output(tmp_path, source):
     keep.write_bytes(b"line 1\nline 2")
     refused(bioner("annotate", tmp_path / "no_such_model", source, keep), "Cannot load pipeline")
     assert keep.read_bytes() == b"line 1\nline 2"
-    refused(bioner("annotate", tmp_path / "no_such_model", source, tmp_path / "new" / "dir" / "out.jsonl"), "no_such_model")
+    refused(
+        bioner("annotate", tmp_path / "no_such_model", source, tmp_path / "new" / "dir" / "out.jsonl"), "no_such_model"
+    )
     assert not (tmp_path / "new").exists()
 
 
@@ -129,15 +142,24 @@ def test_an_edited_output_is_not_resumed(tagger_model_dir, tmp_path, source):
 
 
 def test_brat_never_overwrites_a_repeated_id(tagger_model_dir, tmp_path):
-    source = jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": TEXTS[0]}, {"id": "a", "text": TEXTS[1]}, {"id": "b", "text": TEXTS[2]}])
+    source = jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": "a", "text": TEXTS[0]}, {"id": "a", "text": TEXTS[1]}, {"id": "b", "text": TEXTS[2]}],
+    )
     output = ok(bioner("annotate", tagger_model_dir, source, tmp_path / "brat", "--output-format", "brat"))
     assert "annotated 2 documents" in output and "1 bad documents skipped" in output and "repeats" in output
     assert (tmp_path / "brat" / "a.txt").read_text() == TEXTS[0]
 
 
 def test_ids_are_kept_as_written_and_other_ids_are_bad_records(tagger_model_dir, tmp_path):
-    rows = [{"id": 7, "text": TEXTS[0]}, {"id": "7", "text": TEXTS[1]}, {"id": None, "text": TEXTS[2]}, {"id": {"x": 1}, "text": TEXTS[2]},
-            {"id": 1.5, "text": TEXTS[2]}, {"id": True, "text": TEXTS[2]}]
+    rows = [
+        {"id": 7, "text": TEXTS[0]},
+        {"id": "7", "text": TEXTS[1]},
+        {"id": None, "text": TEXTS[2]},
+        {"id": {"x": 1}, "text": TEXTS[2]},
+        {"id": 1.5, "text": TEXTS[2]},
+        {"id": True, "text": TEXTS[2]},
+    ]
     out = tmp_path / "out.jsonl"
     output = ok(bioner("annotate", tagger_model_dir, jsonl(tmp_path / "in.jsonl", rows), out))
     assert ids(out) == [7, "7"] and "4 bad documents skipped" in output
@@ -169,7 +191,12 @@ def test_convert_refuses_to_overwrite_its_input(tmp_path, tag_format):
 
 
 def test_jsonl_lines_that_break_the_parser_are_bad_records(tagger_model_dir, tmp_path):
-    rows = [{"id": "a", "text": TEXTS[0]}, "[" * 100_000 + "\n", '{"id": 1' + "0" * 5000 + ', "text": "x"}\n', {"id": "b", "text": TEXTS[1]}]
+    rows = [
+        {"id": "a", "text": TEXTS[0]},
+        "[" * 100_000 + "\n",
+        '{"id": 1' + "0" * 5000 + ', "text": "x"}\n',
+        {"id": "b", "text": TEXTS[1]},
+    ]
     output = ok(bioner("annotate", tagger_model_dir, jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"))
     assert ids(tmp_path / "out.jsonl") == ["a", "b"] and "2 bad documents skipped" in output
     assert "nested too deeply" in output and "line 3: invalid JSON" in output
@@ -190,7 +217,13 @@ def test_bad_pubtator_documents_are_skipped_and_resume_passes_them(tagger_model_
     out = tmp_path / "out.pubtator"
     output = ok(bioner("annotate", tagger_model_dir, source, out, "--output-format", "pubtator"))
     assert [d.id for d in iter_pubtator(out)] == ["1", "7"] and "5 bad documents skipped" in output
-    for problem in ["line 6: offsets must be integers", "line 10: offsets 5-2", "line 14: expected", "line 16: not valid UTF-8", "line 19: expected"]:
+    for problem in [
+        "line 6: offsets must be integers",
+        "line 10: offsets 5-2",
+        "line 14: expected",
+        "line 16: not valid UTF-8",
+        "line 19: expected",
+    ]:
         assert problem in output
     output = ok(bioner("annotate", tagger_model_dir, source, out, "--output-format", "pubtator"))
     assert "annotated 0 documents" in output and "2 already in the output" in output
@@ -232,7 +265,9 @@ ODD_LABELS = ["Chem\tical\n1\t0\t3\tfake", "two words", "<img src=x onerror=aler
 def test_labels_cannot_break_output_lines(tmp_path, output_format):
     out = tmp_path / ("brat" if output_format == "brat" else "out.pubtator")
     text = "Aspirin causes rash ."
-    entities = [{"start": 0, "end": 7, "label": label, "text": "Aspirin", "score": 1.0, "source": "x"} for label in ODD_LABELS]
+    entities = [
+        {"start": 0, "end": 7, "label": label, "text": "Aspirin", "score": 1.0, "source": "x"} for label in ODD_LABELS
+    ]
     relations = [{"head": 0, "tail": 1, "label": "causes\tit now", "score": 1.0}]
     with Writer(out, output_format) as writer:
         writer.write(InputRecord("d1", text), {"entities": entities, "relations": relations})
@@ -240,10 +275,14 @@ def test_labels_cannot_break_output_lines(tmp_path, output_format):
         assert list(writer.written_ids()) == ["d1"]
     if output_format == "pubtator":
         (document,) = iter_pubtator(out)
-        assert sorted(label for _, _, label, _ in document.annotations) == sorted(label.replace("\t", " ").replace("\n", " ") for label in ODD_LABELS)
+        assert sorted(label for _, _, label, _ in document.annotations) == sorted(
+            label.replace("\t", " ").replace("\n", " ") for label in ODD_LABELS
+        )
     else:
         doc = read_brat(out / "d1.txt", spacy.blank("en"), spans_key="gold")
-        assert sorted(span.label_ for span in doc.spans["gold"]) == sorted(["Chem_ical_1_0_3_fake", "two_words", "<img_src=x_onerror=alert(1)>"])
+        assert sorted(span.label_ for span in doc.spans["gold"]) == sorted(
+            ["Chem_ical_1_0_3_fake", "two_words", "<img_src=x_onerror=alert(1)>"]
+        )
         assert [relation.label for relation in doc._.relations] == ["causes_it_now"]
 
 
@@ -288,7 +327,14 @@ def test_bad_option_values_are_usage_errors(tagger_model_dir, tmp_path, source, 
         "evaluate": [tagger_model_dir, tmp_path / "gold.tsv"],
         "weights": [tmp_path / "gold.tsv"],
         "visualize": [tagger_model_dir, "Aspirin ."],
-        "meta-data": [tmp_path, tmp_path / "dev.spacy", tmp_path / "train.spacy", tmp_path / "filter", "--sources", "a"],
+        "meta-data": [
+            tmp_path,
+            tmp_path / "dev.spacy",
+            tmp_path / "train.spacy",
+            tmp_path / "filter",
+            "--sources",
+            "a",
+        ],
         "convert": ["iob", tmp_path / "gold.tsv", tmp_path / "out.spacy"],
     }[command]
     result = bioner(command, *arguments, option, value)
@@ -379,20 +425,33 @@ def test_evaluate_names_a_missing_span_group(tagger_model_dir, tmp_path):
 
 
 def test_visualize_names_a_missing_file(tagger_model_dir, tmp_path):
-    refused(bioner("visualize", tagger_model_dir, tmp_path / "missing.spacy", "--output", tmp_path / "page.html"), "No such file")
+    refused(
+        bioner("visualize", tagger_model_dir, tmp_path / "missing.spacy", "--output", tmp_path / "page.html"),
+        "No such file",
+    )
     assert not (tmp_path / "page.html").exists()
 
 
 def test_input_format_dir_on_a_file_and_a_fifo_as_input_are_errors(tagger_model_dir, tmp_path, source):
-    refused(bioner("annotate", tagger_model_dir, source, tmp_path / "out.jsonl", "--input-format", "dir"), "needs a directory")
+    refused(
+        bioner("annotate", tagger_model_dir, source, tmp_path / "out.jsonl", "--input-format", "dir"),
+        "needs a directory",
+    )
     os.mkfifo(tmp_path / "fifo.txt")
     refused(bioner("annotate", tagger_model_dir, tmp_path / "fifo.txt", tmp_path / "out.jsonl"), "needs a regular file")
     assert not (tmp_path / "out.jsonl").exists()
 
 
-@pytest.mark.parametrize("entity", [{"type": 5, "start": 0, "end": 1}, {"type": None, "start": 0, "end": 1},
-                                    {"type": "", "start": 0, "end": 1}, {"type": "Drug", "start": 0.0, "end": 1.9},
-                                    {"type": "Drug", "start": "0", "end": 1}])
+@pytest.mark.parametrize(
+    "entity",
+    [
+        {"type": 5, "start": 0, "end": 1},
+        {"type": None, "start": 0, "end": 1},
+        {"type": "", "start": 0, "end": 1},
+        {"type": "Drug", "start": 0.0, "end": 1.9},
+        {"type": "Drug", "start": "0", "end": 1},
+    ],
+)
 def test_spert_types_and_offsets_are_checked_not_coerced(tmp_path, entity):
     path = tmp_path / "in.json"
     path.write_text(json.dumps([{"tokens": ["Aspirin", "."], "entities": [entity], "relations": []}]), encoding="utf8")
@@ -412,8 +471,10 @@ def test_span_candidates_of_a_long_document_are_scored_in_bounded_passes(pipelin
     texts = ["Mutations in the BRCA1 gene cause breast cancer . " * 60, "Cisplatin induced kidney injury was severe ."]
 
     def predicted() -> List[Tuple[list, list]]:
-        return [([(s.start, s.end, s.label_) for s in group], group.attrs["scores"])
-                for group in (doc.spans["bioner_spans"] for doc in nlp.pipe(texts))]
+        return [
+            ([(s.start, s.end, s.label_) for s in group], group.attrs["scores"])
+            for group in (doc.spans["bioner_spans"] for doc in nlp.pipe(texts))
+        ]
 
     whole = predicted()
     monkeypatch.setattr(spans_component, "CANDIDATES_PER_PASS", 1000)

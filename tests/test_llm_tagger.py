@@ -1,4 +1,5 @@
 """bioner_llm_tagger (VANER) with a tiny random Llama model built in the test."""
+
 import shutil
 
 import numpy
@@ -27,8 +28,8 @@ from spacy_bioner.llm.instructions import (  # noqa: E402
 )
 from spacy_bioner.llm.model import build_llm_tagger_model, pad_batch  # noqa: E402
 
-from .util import make_examples  # noqa: E402
 from .llm_helpers import build_tiny_llm, llm_config  # noqa: E402
+from .util import make_examples  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,7 +101,10 @@ def test_instruction_template_and_adapt_mode():
     assert instruction(template, "Disease", "NCBI-disease") == (
         "If any Disease entity is mentioned in the NCBI-disease input, extract it. ##input: "
     )
-    assert instruction(template, "Disease", None) == "If any Disease entity is mentioned in the input, extract it. ##input: "
+    assert (
+        instruction(template, "Disease", None)
+        == "If any Disease entity is mentioned in the input, extract it. ##input: "
+    )
     with pytest.raises(ValueError, match="entity_type"):
         instruction("Extract {dataset} entities:", "Disease", None)
 
@@ -171,7 +175,9 @@ def test_evaluation_marks_docs_with_the_dataset_and_its_gold_types(trained, monk
     seen = []
     encode = tagger.encoder.encode
     monkeypatch.setattr(tagger.encoder, "encode", lambda instances: seen.extend(instances) or encode(instances))
-    reference = Doc(trained.vocab, words=["Aspirin", "caused", "nephrotoxicity", "."], ents=["O", "O", "B-Disease", "O"])
+    reference = Doc(
+        trained.vocab, words=["Aspirin", "caused", "nephrotoxicity", "."], ents=["O", "O", "B-Disease", "O"]
+    )
     examples = predict_examples(trained, [reference], dataset="NCBI-disease")
     assert [(inst.entity_type, inst.dataset) for inst in seen] == [("Disease", "NCBI-disease")]
     assert {span.label_ for span in examples[0].predicted.spans["bioner_llm_tagger"]} <= {"Disease"}

@@ -6,6 +6,7 @@ Readers either return documents or raise CorpusFormatError naming the file and t
 line (or record); what a writer writes, its reader reads back unchanged; a document a
 writer cannot represent is reported, never written half.
 """
+
 import json
 import os
 
@@ -37,7 +38,9 @@ TAG = st.sampled_from(["O", "B-Gene", "I-Gene", "B-Dis", "I-Dis", "E-Gene", "S-D
 LABEL = st.text(st.characters(whitelist_categories=["Lu", "Ll", "Nd"]), min_size=1, max_size=6)
 # Text made of the pieces that break line-based formats, and random characters.
 PIECES = ["Aspirin", " ", "\n", "\r\n", "\r", "\t", "kidney injury", "|", "\u2028", "\x85", "é", "\x00", "-"]
-TRICKY = st.lists(st.one_of(st.sampled_from(PIECES), st.text(st.characters(blacklist_categories=["Cs"]), max_size=3)), max_size=12).map("".join)
+TRICKY = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.text(st.characters(blacklist_categories=["Cs"]), max_size=3)), max_size=12
+).map("".join)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,10 @@ def triples(spans):
 
 
 @SETTINGS
-@given(sentences=st.lists(st.lists(st.tuples(TOKEN, TAG), min_size=1, max_size=12), min_size=1, max_size=5),
-       scheme=st.sampled_from(["iob", "iobes"]))
+@given(
+    sentences=st.lists(st.lists(st.tuples(TOKEN, TAG), min_size=1, max_size=12), min_size=1, max_size=5),
+    scheme=st.sampled_from(["iob", "iobes"]),
+)
 def test_tsv_readers_read_any_tag_soup_alike_and_round_trip(workdir, sentences, scheme):
     path = workdir / "soup.tsv"
     path.write_text("\n\n".join("\n".join(f"{t}\t{g}" for t, g in s) for s in sentences) + "\n", encoding="utf8")
@@ -149,7 +154,14 @@ def test_spert_round_trips_any_valid_record(workdir, records):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["tokens", "entities", "relations", "type", "start", "end", "head", "tail", "orig_id"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["tokens", "entities", "relations", "type", "start", "end", "head", "tail", "orig_id"]),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 
@@ -194,10 +206,16 @@ def annotated_docs(draw):
     """A doc of any text with random entities in two span groups (overlaps, whitespace
     tokens and line breaks inside entities included) and random relations."""
     doc = NLP.make_doc(draw(TRICKY))
-    bounds = st.tuples(st.integers(0, max(len(doc) - 1, 0)), st.integers(1, max(len(doc), 1))).filter(lambda b: b[0] < b[1])
+    bounds = st.tuples(st.integers(0, max(len(doc) - 1, 0)), st.integers(1, max(len(doc), 1))).filter(
+        lambda b: b[0] < b[1]
+    )
     groups = {}
     for key in ("a", "b"):
-        spans = [Span(doc, s, e, label=label) for (s, e), label in draw(st.lists(st.tuples(bounds, LABEL), max_size=4))] if len(doc) else []
+        spans = (
+            [Span(doc, s, e, label=label) for (s, e), label in draw(st.lists(st.tuples(bounds, LABEL), max_size=4))]
+            if len(doc)
+            else []
+        )
         doc.spans[key] = spans
         doc.spans[key].attrs["scores"] = [0.5] * len(spans)
         groups[key] = spans
@@ -247,7 +265,9 @@ def test_annotate_writers_write_what_their_readers_read(tmp_path_factory, doc, d
         assert again.text == doc.text
         assert {(s.start_char, s.end_char, s.label_) for s in again.spans["gold"]} == expected
         written = {(h.start_char, h.end_char, t.start_char, t.end_char, label) for h, t, label, _ in again._.relations}
-        assert written == {(r.head.start_char, r.head.end_char, r.tail.start_char, r.tail.end_char, r.label) for r in doc._.relations}
+        assert written == {
+            (r.head.start_char, r.head.end_char, r.tail.start_char, r.tail.end_char, r.label) for r in doc._.relations
+        }
 
 
 @settings(max_examples=60, deadline=None)
@@ -272,7 +292,10 @@ def test_annotate_inputs_report_bad_documents_and_never_crash(tmp_path_factory, 
 
 def test_jsonl_input_with_lone_surrogates_is_a_bad_document(tmp_path):
     path = tmp_path / "in.jsonl"
-    path.write_text('{"id": 1, "text": "ok"}\n{"id": 2, "text": "bad \\ud800 text"}\n{"id": "\\udfff", "text": "x"}\n', encoding="utf8")
+    path.write_text(
+        '{"id": 1, "text": "ok"}\n{"id": 2, "text": "bad \\ud800 text"}\n{"id": "\\udfff", "text": "x"}\n',
+        encoding="utf8",
+    )
     records = list(iter_inputs(path, "jsonl", 1000))
     assert [r.problem is None for r in records] == [True, False, False]
     assert "line 2" in records[1].problem and "surrogate" in records[1].problem
@@ -306,7 +329,9 @@ def test_pubtator_writer_keeps_text_and_offsets(workdir, title, abstract, data):
     text = document.text
     if text:
         bounds = st.tuples(st.integers(0, len(text) - 1), st.integers(1, len(text))).filter(lambda b: b[0] < b[1])
-        document.annotations = [(s, e, label, "") for (s, e), label in data.draw(st.lists(st.tuples(bounds, LABEL), max_size=4))]
+        document.annotations = [
+            (s, e, label, "") for (s, e), label in data.draw(st.lists(st.tuples(bounds, LABEL), max_size=4))
+        ]
     path = workdir / "doc.pubtator"
     with path.open("w", encoding="utf8", newline="") as file:
         write_pubtator_document(file, document)

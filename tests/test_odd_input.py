@@ -3,6 +3,7 @@ whitespace-only docs, a single token, control characters, random Unicode, tokens
 spaces inside, and 100,000-character documents, whose cost stays linear in their length
 (asserted on candidate and window counts, not on time).
 """
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,5 +1,6 @@
 """project.yml: it loads as spaCy reads it, and every config and script its commands
 name exists, for the default variables and for the transformer ensemble members."""
+
 import re
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """The relation extractor's pure batching, sampling and pairing functions, and its
 prediction rule."""
+
 import numpy
 import pytest
 from thinc.api import NumpyOps

@@ -5,6 +5,7 @@ planted in any file a component reads makes spacy.load refuse with an error; one
 under a name a library would fall back to (a torch .bin beside or instead of the
 safetensors) is ignored or refused by name; and the pickle never runs.
 """
+
 import os
 import pickle
 import re
@@ -104,7 +105,9 @@ FALLBACKS = [
 
 
 @pytest.mark.parametrize("safetensors,checkpoint,named", FALLBACKS, ids=[s for s, _, _ in FALLBACKS])
-def test_a_torch_checkpoint_instead_of_safetensors_is_refused_by_name(copy_of, tmp_path, safetensors, checkpoint, named):
+def test_a_torch_checkpoint_instead_of_safetensors_is_refused_by_name(
+    copy_of, tmp_path, safetensors, checkpoint, named
+):
     pipeline = copy_of("llm")
     marker = tmp_path / "pwned"
     (pipeline / "bioner_llm_tagger" / safetensors).unlink()

@@ -6,6 +6,7 @@ scores (and the ensemble's votes), and the relations.
 Covered elsewhere and not repeated here: DocBin, Doc.to_bytes, pickle and
 n_process=2 of relations (test_relation_extractor.py).
 """
+
 import multiprocessing
 import pickle
 

@@ -6,6 +6,7 @@ wrote both, once). A saved pipeline stores only registered names (factories,
 architectures) and the components' own files, so renaming modules must keep them
 loading; a weight or setting read back wrongly changes the predictions or their scores.
 """
+
 import json
 from pathlib import Path
 

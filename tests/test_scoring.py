@@ -50,11 +50,19 @@ def _random_corpus(seed, n_docs=60):
                 pred.append((s, e, label))
             elif roll < 0.75:
                 pred.append((s, e, rng.choice(TYPES)))
-            elif roll < 0.9 and e < len(words) and all(ps >= e + 1 or pe <= s for ps, pe, _ in gold if (ps, pe) != (s, e)):
+            elif (
+                roll < 0.9
+                and e < len(words)
+                and all(ps >= e + 1 or pe <= s for ps, pe, _ in gold if (ps, pe) != (s, e))
+            ):
                 pred.append((s, e + 1, label))
         pred = sorted(set(pred))
         pred = [span for i, span in enumerate(pred) if i == 0 or span[0] >= pred[i - 1][1]]
-        pred += [span for span in _random_spans(rng, len(words)) if rng.random() < 0.1 and all(span[1] <= s or span[0] >= e for s, e, _ in pred)]
+        pred += [
+            span
+            for span in _random_spans(rng, len(words))
+            if rng.random() < 0.1 and all(span[1] <= s or span[0] >= e for s, e, _ in pred)
+        ]
         pred = sorted(pred)
         examples.append(Example(_doc(nlp, words, pred), _doc(nlp, words, gold)))
         gold_tags.append(spans_to_iob(gold, len(words)))

@@ -21,8 +21,8 @@ from spacy_bioner.layers.spans import (
 )
 from spacy_bioner.scoring import score_entities
 
-from .util import tiny_tok2vec
 from .pipelines import spans_examples
+from .util import tiny_tok2vec
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = NumpyOps()
@@ -318,5 +318,9 @@ def test_config_file_builds_the_pipeline_with_a_listener():
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     assert nlp.pipe_names == ["tok2vec", "bioner_spans"]
     pipe = nlp.get_pipe("bioner_spans")
-    assert pipe.cfg["max_span_length"] == 32 and pipe.model.get_ref("span_vectors").attrs["parts"] == ("boundary", "maxpool", "width")
+    assert pipe.cfg["max_span_length"] == 32 and pipe.model.get_ref("span_vectors").attrs["parts"] == (
+        "boundary",
+        "maxpool",
+        "width",
+    )
     assert nlp.get_pipe("tok2vec").listening_components == ["bioner_spans"]

@@ -15,8 +15,11 @@ from spacy_bioner.scoring import score_entities
 
 from .util import make_examples, make_nlp, train
 
+
 @pytest.fixture(
-    scope="module", params=[("softmax", "welt", 0), ("crf", "none", 0), ("softmax", "welt", 16)], ids=["softmax", "crf", "hidden"]
+    scope="module",
+    params=[("softmax", "welt", 0), ("crf", "none", 0), ("softmax", "welt", 16)],
+    ids=["softmax", "crf", "hidden"],
 )
 def trained(request):
     spacy.util.fix_random_seed(0)
@@ -46,10 +49,14 @@ def test_disk_round_trip_gives_identical_predictions(trained, tmp_path):
     texts = [eg.reference.text for eg in examples]
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
-    assert loaded.get_pipe("bioner_tagger").cfg["class_weights"] == pytest.approx(nlp.get_pipe("bioner_tagger").cfg["class_weights"])
+    assert loaded.get_pipe("bioner_tagger").cfg["class_weights"] == pytest.approx(
+        nlp.get_pipe("bioner_tagger").cfg["class_weights"]
+    )
     for before, after in zip(nlp.pipe(texts), loaded.pipe(texts)):
         assert [(e.start, e.end, e.label_) for e in before.ents] == [(e.start, e.end, e.label_) for e in after.ents]
-        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(after.spans["bioner_tagger"].attrs["scores"])
+        assert before.spans["bioner_tagger"].attrs["scores"] == pytest.approx(
+            after.spans["bioner_tagger"].attrs["scores"]
+        )
 
 
 def test_pipe_equals_call_and_survives_docbin(trained):
@@ -57,9 +64,13 @@ def test_pipe_equals_call_and_survives_docbin(trained):
     texts = [eg.reference.text for eg in examples] + ["", "   "]
     piped = list(nlp.pipe(texts, batch_size=3))
     called = [nlp(text) for text in texts]
-    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in piped] == [[(e.start, e.end, e.label_) for e in d.ents] for d in called]
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in piped] == [
+        [(e.start, e.end, e.label_) for e in d.ents] for d in called
+    ]
     restored = list(DocBin(docs=piped, store_user_data=True).get_docs(nlp.vocab))
-    assert [d.spans["bioner_tagger"].attrs["scores"] for d in restored] == [d.spans["bioner_tagger"].attrs["scores"] for d in piped]
+    assert [d.spans["bioner_tagger"].attrs["scores"] for d in restored] == [
+        d.spans["bioner_tagger"].attrs["scores"] for d in piped
+    ]
 
 
 def test_empty_and_whitespace_docs(trained):
@@ -114,7 +125,9 @@ def test_unknown_entity_type_in_training_data_is_reported():
 
 def test_labels_from_init_labels_are_used():
     nlp = make_nlp()
-    nlp.get_pipe("bioner_tagger").initialize(lambda: make_examples(nlp), nlp=nlp, labels=["Disease", "Chemical", "Gene"])
+    nlp.get_pipe("bioner_tagger").initialize(
+        lambda: make_examples(nlp), nlp=nlp, labels=["Disease", "Chemical", "Gene"]
+    )
     tagger = nlp.get_pipe("bioner_tagger")
     assert tagger.label_data == ["Disease", "Chemical", "Gene"]
     assert tagger.tags[0] == "O" and len(tagger.tags) == 7

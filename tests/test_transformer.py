@@ -6,6 +6,7 @@ The encoder is a tiny random BERT written into a temporary directory by the test
 download); its 64 position embeddings make windowing necessary for long documents.
 The `models` test loads the real MiniLM installed from PyPI instead.
 """
+
 import json
 import os
 import shutil
@@ -38,8 +39,7 @@ TINY_WINDOWS = {
     "components.transformer.model.get_spans.stride": STRIDE,
 }
 WORDS = (
-    "the patient took was given a daily dose of for and with no history after . "
-    "aspirin ibuprofen headache fever pain"
+    "the patient took was given a daily dose of for and with no history after . aspirin ibuprofen headache fever pain"
 ).split()
 TRAIN = [
     ("the patient took aspirin for headache .", [(3, 4, "Chemical"), (5, 6, "Disease")]),
@@ -165,7 +165,10 @@ def test_load_without_source_model_in_fresh_process(trained: Language, model_dir
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "no-cache")}
     result = subprocess.run(
         [sys.executable, "-c", script, str(output), json.dumps(texts)],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert [[tuple(ent[:3]) for ent in doc] for doc in loaded] == [[ent[:3] for ent in doc] for doc in expected]

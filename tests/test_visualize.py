@@ -7,7 +7,6 @@ from spacy_bioner.relations import Relation
 from spacy_bioner.visualize import relation_arcs, render_page
 
 
-
 def _annotated_doc():
     nlp = spacy.blank("en")
     doc = nlp("Aspirin induced Reye syndrome in children with influenza")
@@ -49,7 +48,9 @@ def test_docs_without_relations_have_no_arc_section():
 
 def test_visualize_command(tagger_model_dir, tmp_path):
     output = tmp_path / "page.html"
-    result = CliRunner().invoke(app, ["visualize", tagger_model_dir, "Cisplatin causes acute kidney injury .", "--output", str(output)])
+    result = CliRunner().invoke(
+        app, ["visualize", tagger_model_dir, "Cisplatin causes acute kidney injury .", "--output", str(output)]
+    )
     assert result.exit_code == 0, result.output
     page = output.read_text()
     assert "Cisplatin" in page and "Chemical" in page and "Span group bioner_tagger" in page

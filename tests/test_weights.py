@@ -74,7 +74,12 @@ def test_unknown_scheme_lists_valid_ones():
 
 @pytest.mark.parametrize(
     "counts,kwargs,message",
-    [({}, {}, "without any classes"), ({"O": -1}, {}, "negative"), ({"O": 1}, {"beta": 1.0}, "beta"), ({"O": 1}, {"strength": -1}, "strength")],
+    [
+        ({}, {}, "without any classes"),
+        ({"O": -1}, {}, "negative"),
+        ({"O": 1}, {"beta": 1.0}, "beta"),
+        ({"O": 1}, {"strength": -1}, "strength"),
+    ],
 )
 def test_invalid_arguments_are_named(counts, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -85,5 +90,7 @@ def test_weights_table_has_a_row_per_class_and_a_column_per_scheme():
     lines = weights_table({"O": 90, "B-X": 4, "I-X": 6}, "ens", 0.9, 1.0)
     assert lines[0].split() == ["tag", "count", "none", "welt", "ins", "isns", "ens*"]
     assert [line.split()[:2] for line in lines[1:]] == [["O", "90"], ["B-X", "4"], ["I-X", "6"]]
-    assert float(lines[1].split()[3]) == pytest.approx(class_weights({"O": 90, "B-X": 4, "I-X": 6}, "welt")["O"], abs=1e-4)
+    assert float(lines[1].split()[3]) == pytest.approx(
+        class_weights({"O": 90, "B-X": 4, "I-X": 6}, "welt")["O"], abs=1e-4
+    )
     assert len({len(line) for line in lines}) == 1

@@ -1,5 +1,6 @@
 """Helpers the test modules import: a tiny CNN tok2vec, the training sentences and
 tiny tagger pipelines (fixtures and hooks stay in conftest.py)."""
+
 import random
 
 import spacy
@@ -43,7 +44,12 @@ def make_examples(nlp):
 def make_nlp(output="softmax", scheme="welt", hidden_width=0, **config):
     """A blank English pipeline with a bioner_tagger on tiny_tok2vec; `config` adds settings."""
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "hidden_width": hidden_width, "tok2vec": tiny_tok2vec()}
+    model = {
+        "@architectures": "spacy_bioner.Tagger.v1",
+        "output": output,
+        "hidden_width": hidden_width,
+        "tok2vec": tiny_tok2vec(),
+    }
     nlp.add_pipe("bioner_tagger", config={"model": model, "scheme": scheme, **config})
     return nlp
 

@@ -1,5 +1,6 @@
 """`EntityPipe`: what every entity-predicting component shares, its entity types
 (`labels`, `label_data`, `add_label`) and the span group it writes (`spans_key`)."""
+
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.pipeline import TrainablePipe

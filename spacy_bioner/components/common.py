@@ -1,5 +1,6 @@
 """Glue shared by the trainable components: class-weight settings and label errors,
 so every component validates and reports them the same way."""
+
 import warnings
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 

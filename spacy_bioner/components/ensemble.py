@@ -6,6 +6,7 @@ separately trained filter pipeline (a text classifier with the labels KEEP and D
 trained with `spacy train` on data from `bioner meta-data`) judges every prediction of
 the union; it is packed into the ensemble's directory by `to_disk`.
 """
+
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
@@ -64,14 +65,35 @@ def make_ensemble(
     scorer: null: strict P/R/F of doc.ents (keys ents_p/r/f/per_type); a registered
         scorer to override it, e.g. spacy_bioner.entity_scorer.v1 with a spans_key.
     """
-    return Ensemble(nlp.vocab, name, sources=sources, mode=mode, min_votes=min_votes, spans_key=spans_key,
-                    set_ents=set_ents, threshold=threshold, extra_features=extra_features, scorer=scorer)
+    return Ensemble(
+        nlp.vocab,
+        name,
+        sources=sources,
+        mode=mode,
+        min_votes=min_votes,
+        spans_key=spans_key,
+        set_ents=set_ents,
+        threshold=threshold,
+        extra_features=extra_features,
+        scorer=scorer,
+    )
 
 
 class Ensemble(Pipe):
-    def __init__(self, vocab, name: str = "bioner_ensemble", *, sources: List[str], mode: str = "majority",
-                 min_votes: Optional[int] = None, spans_key: Optional[str] = None, set_ents: bool = True,
-                 threshold: float = 0.5, extra_features: bool = False, scorer: Optional[Callable] = None):
+    def __init__(
+        self,
+        vocab,
+        name: str = "bioner_ensemble",
+        *,
+        sources: List[str],
+        mode: str = "majority",
+        min_votes: Optional[int] = None,
+        spans_key: Optional[str] = None,
+        set_ents: bool = True,
+        threshold: float = 0.5,
+        extra_features: bool = False,
+        scorer: Optional[Callable] = None,
+    ):
         if not sources:
             raise ValueError(f"[{name}] sources is empty: list the span group keys of the members (or 'ents')")
         if len(set(sources)) != len(sources):
@@ -86,9 +108,15 @@ class Ensemble(Pipe):
         self.name = name
         self.custom_scorer = scorer
         self.filter: Optional[Language] = None
-        self.cfg: Dict[str, Any] = {"sources": list(sources), "mode": mode, "min_votes": min_votes,
-                                    "spans_key": spans_key, "set_ents": set_ents,
-                                    "threshold": threshold, "extra_features": extra_features}
+        self.cfg: Dict[str, Any] = {
+            "sources": list(sources),
+            "mode": mode,
+            "min_votes": min_votes,
+            "spans_key": spans_key,
+            "set_ents": set_ents,
+            "threshold": threshold,
+            "extra_features": extra_features,
+        }
 
     @property
     def scorer(self) -> Callable:
@@ -101,8 +129,13 @@ class Ensemble(Pipe):
             return self.cfg["min_votes"]
         return majority_threshold(len(self.cfg["sources"])) if self.cfg["mode"] == "majority" else 1
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
-                   meta_filter: Optional[Union[str, Path]] = None) -> None:
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        meta_filter: Optional[Union[str, Path]] = None,
+    ) -> None:
         """Attach the trained filter pipeline (meta mode), e.g. from
         [initialize.components.<name>] meta_filter = "training/meta/model-best"."""
         if meta_filter is not None:
@@ -132,16 +165,28 @@ class Ensemble(Pipe):
             spans = [Span(doc, v.prediction[0], v.prediction[1], label=v.prediction[2]) for v, _ in chosen]
             scores = [score for _, score in chosen]
             votes = [v.votes for v, _ in chosen]
-            write_entities(doc, self.cfg["spans_key"] or self.name, spans, scores, self.cfg["set_ents"],
-                           priorities=[(n, score) for n, score in zip(votes, scores)], attrs={"votes": votes})
+            write_entities(
+                doc,
+                self.cfg["spans_key"] or self.name,
+                spans,
+                scores,
+                self.cfg["set_ents"],
+                priorities=[(n, score) for n, score in zip(votes, scores)],
+                attrs={"votes": votes},
+            )
 
     def _filter(self, docs: List[Doc], tallies) -> List[list]:
         """Keep the union's predictions whose filter probability of KEEP reaches the threshold."""
         if self.filter is None:
-            raise ValueError(f"[{self.name}] mode = 'meta' needs a trained filter: set "
-                             f"[initialize.components.{self.name}] meta_filter or call set_filter()")
-        texts = [marked_text(doc, *vote.prediction, vote_features(vote) if self.cfg["extra_features"] else "")
-                 for doc, votes in zip(docs, tallies) for vote in votes]
+            raise ValueError(
+                f"[{self.name}] mode = 'meta' needs a trained filter: set "
+                f"[initialize.components.{self.name}] meta_filter or call set_filter()"
+            )
+        texts = [
+            marked_text(doc, *vote.prediction, vote_features(vote) if self.cfg["extra_features"] else "")
+            for doc, votes in zip(docs, tallies)
+            for vote in votes
+        ]
         probabilities = iter([judged.cats[KEEP] for judged in self.filter.pipe(texts)])
         kept = []
         for votes in tallies:
@@ -164,8 +209,13 @@ class Ensemble(Pipe):
         return self
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return srsly.msgpack_dumps({"cfg": self.cfg, "filter": self.filter.to_bytes() if self.filter else None,
-                                               "filter_config": self.filter.config.to_str() if self.filter else None})
+        return srsly.msgpack_dumps(
+            {
+                "cfg": self.cfg,
+                "filter": self.filter.to_bytes() if self.filter else None,
+                "filter_config": self.filter.config.to_str() if self.filter else None,
+            }
+        )
 
     def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "Ensemble":
         data = srsly.msgpack_loads(bytes_data)

@@ -1,6 +1,7 @@
 """`bioner_ents_to_spans`: copy doc.ents into a span group, so that a component that
 only writes doc.ents (spaCy's `ner`, an `entity_ruler`) can be an ensemble member
 whose predictions later components cannot overwrite."""
+
 from spacy.language import Language
 from spacy.tokens import Doc
 

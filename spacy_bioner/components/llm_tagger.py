@@ -12,6 +12,7 @@ doc is marked, else from the `dataset` setting; `instruction_mode = "adapt"` lea
 dataset name out (VANER_adapt). Training can mix in Dense Bioentity Recognition samples
 (`dbr_mode` "retrieved" or "random", `dbr_ratio` samples per sentence and type).
 """
+
 import random
 import tempfile
 from pathlib import Path
@@ -26,12 +27,20 @@ from spacy.util import ensure_path
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..entity_writing import write_entities
 from ..bio import iob_to_spans, split_tag, tag_inventory
 from ..bio_decoding import bio_constraints, decode
 from ..datasets import dataset_of, entity_types_of
+from ..entity_writing import write_entities
 from ..llm.dbr import DBR_MODES, dbr_sample, entity_index, knowledge_base, random_entries
-from ..llm.instructions import DEFAULT_TEMPLATE, IGNORE, OUTSIDE, Instance, InstructionEncoder, Window, gather_word_scores
+from ..llm.instructions import (
+    DEFAULT_TEMPLATE,
+    IGNORE,
+    OUTSIDE,
+    Instance,
+    InstructionEncoder,
+    Window,
+    gather_word_scores,
+)
 from ..llm.model import load_llm, pad_batch, save_llm
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
@@ -196,7 +205,9 @@ class LLMTagger(EntityPipe):
     ) -> None:
         check_scheme(name, scheme)
         if instruction_mode not in INSTRUCTION_MODES:
-            raise ValueError(f"[{name}] unknown instruction_mode {instruction_mode!r}; valid: {', '.join(INSTRUCTION_MODES)}")
+            raise ValueError(
+                f"[{name}] unknown instruction_mode {instruction_mode!r}; valid: {', '.join(INSTRUCTION_MODES)}"
+            )
         if dbr_mode not in DBR_MODES:
             raise ValueError(f"[{name}] unknown dbr_mode {dbr_mode!r}; valid: {', '.join(DBR_MODES)}")
         if dbr_mode != "none" and not dbr_kb:
@@ -253,7 +264,9 @@ class LLMTagger(EntityPipe):
     def encoder(self) -> InstructionEncoder:
         tokenizer = self.model.attrs["tokenizer"]
         if tokenizer is None:
-            raise ValueError(f"[{self.name}] the model is not initialized: call nlp.initialize() or load a trained pipeline")
+            raise ValueError(
+                f"[{self.name}] the model is not initialized: call nlp.initialize() or load a trained pipeline"
+            )
         if self._encoder is None or self._encoder.tokenizer is not tokenizer:
             max_length = self.model.attrs["settings"]["max_length"]
             self._encoder = InstructionEncoder(tokenizer, self.cfg["template"], max_length)
@@ -281,7 +294,9 @@ class LLMTagger(EntityPipe):
             for label in sorted(found):
                 self.add_label(label)
         if not self.labels:
-            raise ValueError(f"[{self.name}] no entity types: the training data has no entities and no labels were given")
+            raise ValueError(
+                f"[{self.name}] no entity types: the training data has no entities and no labels were given"
+            )
         examples = list(get_examples())
         self.cfg["datasets"] = sorted({dataset_of(eg.reference) for eg in examples} - {None})
         if self.cfg["dataset"] is None and self.cfg["datasets"]:
@@ -293,7 +308,13 @@ class LLMTagger(EntityPipe):
                     counts[TAGS[label]] += 1
         self.cfg["tag_counts"] = counts
         self.cfg["class_weights"] = resolve_class_weights(
-            self.name, TAGS, counts, self.explicit_weights, self.cfg["scheme"], self.cfg["beta"], self.cfg["weight_strength"]
+            self.name,
+            TAGS,
+            counts,
+            self.explicit_weights,
+            self.cfg["scheme"],
+            self.cfg["beta"],
+            self.cfg["weight_strength"],
         )
         self.model.initialize()
         self._rng = random.Random(self.cfg["seed"])
@@ -345,7 +366,9 @@ class LLMTagger(EntityPipe):
         for instance in instances:
             for _ in range(int(whole) + (self._rng.random() < fraction)):
                 if mode == "random":
-                    entries = random_entries(knowledge_base(self.cfg["dbr_kb"])[1], instance.entity_type, self._rng, n_pos, n_neg)
+                    entries = random_entries(
+                        knowledge_base(self.cfg["dbr_kb"])[1], instance.entity_type, self._rng, n_pos, n_neg
+                    )
                 else:
                     entries = self._retrieve(instance.words)
                 sample = dbr_sample(entries, instance.entity_type, self._rng, n_pos, n_neg)
@@ -439,7 +462,9 @@ class LLMTagger(EntityPipe):
             results[instance.key].append((instance.entity_type, path, p[numpy.arange(len(path)), path]))
         return results
 
-    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[str, numpy.ndarray, numpy.ndarray]]]) -> None:
+    def set_annotations(
+        self, docs: Iterable[Doc], predictions: List[List[Tuple[str, numpy.ndarray, numpy.ndarray]]]
+    ) -> None:
         """Entities of all types to doc.spans[spans_key] (and doc.ents, non-overlapping)."""
         for doc, per_type in zip(docs, predictions):
             spans, scores = [], []

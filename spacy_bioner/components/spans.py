@@ -15,6 +15,7 @@ Gold spans are read from the reference's ``doc.spans[spans_key]`` when it has th
 group, else from its ``doc.ents``. Gold spans that are not among the candidates (e.g.
 longer than ``max_span_length``) cannot be learned and are ignored, as in spaCy's spancat.
 """
+
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -46,14 +47,17 @@ NEGATIVE = "Neg_Span"
 # documents is one pass, a 400,000-character document (about 2.5M candidates) several.
 CANDIDATES_PER_PASS = 1 << 18
 
-DEFAULT_SPANS_MODEL = """
+DEFAULT_SPANS_MODEL = (
+    """
 [model]
 @architectures = "spacy_bioner.SpanClassifier.v1"
 representation = ["boundary"]
 width_size = 25
 max_width = 32
 hidden_size = 0
-""" + DEFAULT_CNN_TOK2VEC
+"""
+    + DEFAULT_CNN_TOK2VEC
+)
 DEFAULT_MODEL = Config().from_str(DEFAULT_SPANS_MODEL)["model"]
 
 

@@ -7,6 +7,7 @@ Entities go to ``doc.spans[spans_key]`` with per-span scores (the mean probabili
 the decoded tag over the span's tokens: softmax probabilities, or CRF marginals) in
 ``attrs["scores"]``, and, with ``set_ents``, to ``doc.ents``.
 """
+
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -18,21 +19,25 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..entity_writing import write_entities
 from ..bio import split_tag, tag_inventory
 from ..bio_decoding import FORBIDDEN, bio_constraints, pad_flat, viterbi
+from ..entity_writing import write_entities
 from ..layers.crf import crf_loss, tag_marginals
 from ..losses import softmax, weighted_cross_entropy
 from ..scoring import make_entity_scorer
 from .base import EntityPipe
 from .common import DEFAULT_CNN_TOK2VEC, aligned_iob_tags, check_scheme, resolve_class_weights, weight_vector
 
-DEFAULT_TAGGER_MODEL = """
+DEFAULT_TAGGER_MODEL = (
+    """
 [model]
 @architectures = "spacy_bioner.Tagger.v1"
 output = "softmax"
-""" + DEFAULT_CNN_TOK2VEC
+"""
+    + DEFAULT_CNN_TOK2VEC
+)
 DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
+
 
 @Language.factory(
     "bioner_tagger",
@@ -108,7 +113,7 @@ class BioTagger(EntityPipe):
         if model.attrs.get("output") == "crf" and (scheme != "none" or class_weights):
             raise ValueError(
                 f"[{name}] class weights do not apply to the CRF output (its loss is a sequence "
-                f"likelihood): set scheme = \"none\" and no class_weights, or use output = \"softmax\"."
+                f'likelihood): set scheme = "none" and no class_weights, or use output = "softmax".'
             )
         self.vocab = vocab
         self.model = model
@@ -162,7 +167,9 @@ class BioTagger(EntityPipe):
             for label in sorted(found):
                 self.add_label(label)
         if not self.labels:
-            raise ValueError(f"[{self.name}] no entity types: the training data has no entities and no labels were given")
+            raise ValueError(
+                f"[{self.name}] no entity types: the training data has no entities and no labels were given"
+            )
         counts = dict.fromkeys(self.tags, 0)
         for i, example in enumerate(get_examples()):
             for tag in self._aligned_tags(example, i):

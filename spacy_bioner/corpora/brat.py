@@ -9,6 +9,7 @@ Arg1:T1 Arg2:T2``) between entities go to ``doc._.relations`` (see
 lines (``E``, ``A``/``M``, ``N``, ``*``, ``#``) are checked for their ID and skipped.
 Character offsets are mapped to the pipeline's tokens with ``Doc.char_span``.
 """
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +126,7 @@ def read_brat(
             raise ValueError(f"{ann_path}: entity {ann_id} ({start}-{end}) does not align to tokens ({alignment_mode})")
         spans[ann_id] = span
     write_gold_entities(doc, list(spans.values()), spans_key, set_ents)
-    set_relations(
-        doc, [(spans[a], spans[b], label) for label, a, b in standoff.relations if a in spans and b in spans]
-    )
+    set_relations(doc, [(spans[a], spans[b], label) for label, a, b in standoff.relations if a in spans and b in spans])
     return doc
 
 
@@ -142,7 +141,11 @@ def read_brat_dir(directory: Union[str, Path], nlp: Language, **kwargs) -> List[
 
 def brat_name_problem(doc_id: str) -> Optional[str]:
     """Why `doc_id` cannot name a document's .txt and .ann files, or None."""
-    if doc_id in ("", ".", "..") or any(c in doc_id for c in "/\\\0") or len(doc_id.encode("utf8", "surrogatepass")) > 200:
+    if (
+        doc_id in ("", ".", "..")
+        or any(c in doc_id for c in "/\\\0")
+        or len(doc_id.encode("utf8", "surrogatepass")) > 200
+    ):
         return f"id {doc_id!r} is not a file name (BRAT output names the files after the ids)"
     return None
 
@@ -161,8 +164,14 @@ def write_brat_document(
     Types are written with :func:`brat_type`, entity texts on one line. The .ann file
     marks the document as written: it appears whole or not at all.
     """
-    lines = [f"T{i + 1}\t{brat_type(label)} {start} {end}\t{one_line(text[start:end])}" for i, (start, end, label) in enumerate(entities)]
-    lines += [f"R{i + 1}\t{brat_type(label)} Arg1:T{head + 1} Arg2:T{tail + 1}" for i, (head, tail, label) in enumerate(relations)]
+    lines = [
+        f"T{i + 1}\t{brat_type(label)} {start} {end}\t{one_line(text[start:end])}"
+        for i, (start, end, label) in enumerate(entities)
+    ]
+    lines += [
+        f"R{i + 1}\t{brat_type(label)} Arg1:T{head + 1} Arg2:T{tail + 1}"
+        for i, (head, tail, label) in enumerate(relations)
+    ]
     # newline="": the text exactly as it is, since the offsets count its characters
     with (directory / f"{doc_id}.txt").open("w", encoding="utf8", newline="") as file:
         file.write(text)

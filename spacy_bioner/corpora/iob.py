@@ -5,10 +5,11 @@ Malformed input raises :class:`CorpusFormatError` naming the file and line. An I
 tag that does not continue an entity of its type is repaired by starting a new entity
 (see :mod:`spacy_bioner.bio`); the number of repairs is reported by :func:`read_iob`.
 """
+
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections import Counter
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span

@@ -5,6 +5,7 @@ learns all of them and is instructed with the right dataset and types per senten
 The marks (:mod:`spacy_bioner.datasets`) are set on both the predicted and the
 reference doc.
 """
+
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 

@@ -1,6 +1,7 @@
 """PubTator format: `PMID|t|title` and `PMID|a|abstract` lines, then one tab-separated
 annotation per line (`PMID start end mention type [id]`, character offsets into
 title + " " + abstract), a blank line between documents."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
@@ -88,7 +89,9 @@ def write_pubtator_document(file: IO[str], document: PubTatorDocument) -> None:
     file.write(f"{document.id}|t|{_one_line(document.title)}\n{document.id}|a|{_one_line(document.abstract)}\n")
     text = document.text
     for start, end, label, concept in document.annotations:
-        columns = [document.id, str(start), str(end), _field(text[start:end]), _field(label)] + ([_field(concept)] if concept else [])
+        columns = [document.id, str(start), str(end), _field(text[start:end]), _field(label)] + (
+            [_field(concept)] if concept else []
+        )
         file.write("\t".join(columns) + "\n")
     file.write("\n")
 

@@ -1,4 +1,5 @@
 """Registered corpus readers, so training configs can read TSV files without a convert step."""
+
 from pathlib import Path
 from typing import Callable, Iterator, Union
 

@@ -8,6 +8,7 @@ optionally a non-overlapping selection to ``doc.ents``); relations go to
 ``doc._.relations`` (plain data, see :mod:`spacy_bioner.relations`); an ``orig_id`` is
 kept in ``doc.user_data["orig_id"]``.
 """
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Set, Union
@@ -138,7 +139,9 @@ def symmetric_relation_types(path: Union[str, Path]) -> Set[str]:
         relations = srsly.read_json(path).get("relations", {})
         return {name for name, info in relations.items() if info.get("symmetric")}
     except (ValueError, AttributeError) as err:
-        raise ValueError(f"expected a SpERT types file, {{\"relations\": {{NAME: {{\"symmetric\": true}}}}}} ({err})") from None
+        raise ValueError(
+            f'expected a SpERT types file, {{"relations": {{NAME: {{"symmetric": true}}}}}} ({err})'
+        ) from None
 
 
 def add_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
@@ -148,7 +151,9 @@ def add_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
     relations = get_relations(doc)
     reverse = [(r.tail, r.head, r.label, r.score) for r in relations if r.label in symmetric]
     known = {(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations}
-    set_relations(doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known])
+    set_relations(
+        doc, relations + [r for r in reverse if (r[0].start, r[0].end, r[1].start, r[1].end, r[2]) not in known]
+    )
 
 
 def drop_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
@@ -157,7 +162,10 @@ def drop_symmetric_reverses(doc: Doc, symmetric: Iterable[str]) -> None:
     symmetric = set(symmetric)
     seen, kept = set(), []
     for relation in get_relations(doc):
-        key = (relation.label, *sorted([(relation.head.start, relation.head.end), (relation.tail.start, relation.tail.end)]))
+        key = (
+            relation.label,
+            *sorted([(relation.head.start, relation.head.end), (relation.tail.start, relation.tail.end)]),
+        )
         if relation.label not in symmetric or key not in seen:
             kept.append(relation)
             seen.add(key)

@@ -14,6 +14,7 @@ only, never over documents or tokens: on a GPU each step is a few kernel launche
 the whole batch, and a caller that wants to decode on the host transfers the padded
 emissions once and passes numpy.
 """
+
 from typing import List, Optional, Tuple
 
 import numpy

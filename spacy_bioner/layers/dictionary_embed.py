@@ -6,6 +6,7 @@ encoder sees the matches in context, exactly where it sees the word's own featur
 The dictionary is read from its file once, when the pipeline is initialized for
 training, and saved inside the model's weights: a trained pipeline needs no file.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc

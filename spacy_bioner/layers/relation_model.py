@@ -18,6 +18,7 @@ spans and returns, with the entity scores, a ``score_pairs`` function; the compo
 chooses the pairs from those scores (or from the gold entities in training) and calls
 ``score_pairs`` once. The backward pass takes the gradients of both stages together.
 """
+
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import numpy

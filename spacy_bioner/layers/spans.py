@@ -16,6 +16,7 @@ any combination of three parts, concatenated in this order:
   widths of all spans;
 - ``width``: a learned embedding of the span's width in tokens (SpERT uses 25 dims).
 """
+
 from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy
@@ -135,8 +136,7 @@ def check_parts(parts: Sequence[str]) -> Tuple[str, ...]:
     unknown = [part for part in parts if part not in PARTS]
     if unknown or not parts:
         raise ValueError(
-            f"Invalid span representation {list(parts)!r}: give one or more of {', '.join(PARTS)} "
-            f"(unknown: {unknown})"
+            f"Invalid span representation {list(parts)!r}: give one or more of {', '.join(PARTS)} (unknown: {unknown})"
         )
     return tuple(part for part in PARTS if part in parts)
 

@@ -1,5 +1,6 @@
 """The `spacy_bioner.SpanClassifier.v1` architecture: tok2vec >> span representation >>
 label scores (entity types plus the negative class)."""
+
 from typing import List, Optional, Tuple
 
 from spacy.tokens import Doc

@@ -1,4 +1,5 @@
 """The `spacy_bioner.Tagger.v1` architecture: tok2vec >> linear tag scores [>> CRF]."""
+
 from typing import List, Optional
 
 from spacy.tokens import Doc

@@ -4,6 +4,7 @@ LoRA, instruction templates, and Dense Bioentity Recognition (DBR) samples.
 The heavy libraries (torch, transformers, peft, gguf, safetensors, scikit-learn) are
 imported lazily through :func:`require`, so ``import spacy_bioner`` never needs them.
 """
+
 import importlib
 from types import ModuleType
 

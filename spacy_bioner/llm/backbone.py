@@ -5,6 +5,7 @@ model directory, or a GGUF file (de-quantized by `transformers`, which needs `gg
 .gguf file; `gguf_file` names the GGUF file inside the directory (or hub repository).
 Missing local weights raise FileNotFoundError naming the path.
 """
+
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -125,7 +126,10 @@ def load_backbone(
             raise RuntimeError("load_in_4bit = true needs a CUDA GPU (device cuda or auto); set load_in_4bit = false")
         require("bitsandbytes")
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype, bnb_4bit_use_double_quant=True
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch_dtype,
+            bnb_4bit_use_double_quant=True,
         )
         kwargs["device_map"] = {"": device}
     model = _from_pretrained(transformers.AutoModel, name, gguf_file, **kwargs)

@@ -11,6 +11,7 @@ Nothing in `transformers` is copied or patched. Two public mechanisms are combin
    on the config; flash-attention kernels take no 4D mask and read this flag instead
    (they get the 2D padding mask).
 """
+
 from typing import Any
 
 from . import require

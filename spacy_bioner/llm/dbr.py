@@ -15,6 +15,7 @@ Assembly. Of the retrieved names, up to `n_positive` of the instructed type and 
 `n_negative` of other types are sampled, shuffled and joined with ", ". The "random"
 mode (the paper's ablation) draws the same numbers of names uniformly from the base.
 """
+
 import csv
 import random
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ class EntityIndex:
         text = require("sklearn.feature_extraction.text")
         neighbors = require("sklearn.neighbors")
         self.entries = list(entries)
-        self.vectorizer = text.TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True, dtype=numpy.float32)
+        self.vectorizer = text.TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), lowercase=True, dtype=numpy.float32
+        )
         matrix = self.vectorizer.fit_transform([entry.name for entry in self.entries])
         self.neighbors = neighbors.NearestNeighbors(metric="cosine", algorithm="brute").fit(matrix)
 

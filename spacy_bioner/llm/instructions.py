@@ -7,6 +7,7 @@ whitespace), so every spaCy token starts a new sub-token and owns the label ther
 A sentence too long for one window is split into overlapping windows of whole words;
 each word is predicted from the window where it has the most context on both sides.
 """
+
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
@@ -161,7 +162,9 @@ class InstructionEncoder:
         return windows
 
 
-def gather_word_scores(windows: Sequence[Window], scores: Sequence[numpy.ndarray], n_words: Sequence[int]) -> List[numpy.ndarray]:
+def gather_word_scores(
+    windows: Sequence[Window], scores: Sequence[numpy.ndarray], n_words: Sequence[int]
+) -> List[numpy.ndarray]:
     """Per instance, the (n_words, N_TAGS) scores at each word's first sub-token, taken
     from the window where the word is farthest from a window edge."""
     result = [numpy.zeros((n, N_TAGS), dtype="f") for n in n_words]

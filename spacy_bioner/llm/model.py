@@ -11,15 +11,16 @@ array; the component computes the loss (these arrays are small) and passes back 
 gradient. The backbone is loaded by `initialize()` (from the settings) or by
 :func:`load_llm` (from a saved pipeline); weights are saved with safetensors only.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy
 import srsly
+from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchShim
 from thinc.types import Floats3d
-from spacy.util import registry
 
 from . import require
 from .backbone import load_backbone, load_tokenizer
@@ -97,7 +98,10 @@ def forward(model: Model, batch: Batch, is_train: bool):
     device = shim.device
     inputs = ArgsKwargs(
         args=(),
-        kwargs={"input_ids": torch.as_tensor(batch.input_ids, device=device), "mask": torch.as_tensor(batch.mask, device=device)},
+        kwargs={
+            "input_ids": torch.as_tensor(batch.input_ids, device=device),
+            "mask": torch.as_tensor(batch.mask, device=device),
+        },
     )
     output, torch_backprop = shim(inputs, is_train)
     logits = output.detach().float().cpu().numpy()
@@ -118,7 +122,9 @@ def init(model: Model, X: Any = None, Y: Any = None) -> None:
     attach(model, backbone, tokenizer)
 
 
-def _load_base(settings: Dict[str, Any], name: str, gguf_file: Optional[str], use_safetensors: Optional[bool] = None) -> Any:
+def _load_base(
+    settings: Dict[str, Any], name: str, gguf_file: Optional[str], use_safetensors: Optional[bool] = None
+) -> Any:
     return load_backbone(
         name,
         gguf_file,
@@ -163,7 +169,11 @@ def attach(
         backbone = peft.PeftModel.from_pretrained(backbone, str(adapter_dir), is_trainable=True)
     device = next(backbone.parameters()).device
     module = _token_tagger_class()(
-        backbone, backbone.get_base_model().config.hidden_size, N_TAGS, settings["head_dropout"], settings["bidirectional"]
+        backbone,
+        backbone.get_base_model().config.hidden_size,
+        N_TAGS,
+        settings["head_dropout"],
+        settings["bidirectional"],
     )
     module.head.to(device)
     if head_file is not None:

@@ -1,6 +1,7 @@
 """The LLM tagger's torch module. A module of its own, imported only when a model is
 built or loaded (it imports torch), and defined at module level so that a pipeline
 holding it can be pickled (as nlp.pipe(n_process=...) does where processes are spawned)."""
+
 from typing import Any
 
 import torch
