@@ -548,3 +548,35 @@ def test_pipeline_saved_by_0_1_loads_with_todays_setting_names():
     assert cfg["ranking_weight"] == saved["beta"]
     assert cfg["beta"] == saved["ens_beta"]
     assert "alpha" not in cfg and "ens_beta" not in cfg
+
+
+@pytest.mark.parametrize("train_on_predicted", [True, False])
+def test_train_on_predicted_adds_pairs_of_predicted_entities(train_on_predicted):
+    """With every span accepted by the entity stage, training pairs include candidate
+    spans (predicted entities) only with train_on_predicted; else only gold entities."""
+    nlp, pipe, examples = initialized(train_on_predicted=train_on_predicted)
+    ops = pipe.model.ops
+    layer = pipe.model.get_ref("entity_classes")
+    layer.set_param("b", ops.asarray1f(numpy.full(layer.get_dim("nO"), 100.0, dtype="f")))
+    seen, batches = [], []
+    original, original_batch = relation_extractor.sample_pairs, relation_extractor.span_batch
+
+    def spy(data, golds, rows, *args):
+        seen.append(rows)
+        return original(data, golds, rows, *args)
+
+    def spy_batch(*args):
+        batches.append(original_batch(*args))
+        return batches[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relation_extractor, "sample_pairs", spy)
+        patch.setattr(relation_extractor, "span_batch", spy_batch)
+        nlp.update(examples[:2], losses={})
+    batch = batches[0]
+    candidate_rows = {
+        row for start, n in zip(batch.offsets.tolist(), batch.n_candidates.tolist()) for row in range(start, start + n)
+    }
+    used = set(numpy.concatenate(seen[0]).tolist())
+    assert used >= set(numpy.concatenate(batch.arguments).tolist())
+    assert bool(used & candidate_rows) == train_on_predicted
