@@ -250,7 +250,33 @@ def test_ents_to_spans_lets_spacy_ner_vote():
     assert [(e.text, e.label_) for e in nlp("Bob has HIV").ents] == [("HIV", "Disease")]
 
 
-MEMBERS_CONFIG = """
+def _member_config(name: str, settings: str, model_settings: str) -> str:
+    """The config block of one ensemble member: a bioner_tagger on its own tiny CNN."""
+    return f"""
+[components.{name}]
+factory = "bioner_tagger"
+set_ents = false
+{settings}
+[components.{name}.model]
+@architectures = "spacy_bioner.Tagger.v1"
+{model_settings}
+[components.{name}.model.tok2vec]
+@architectures = "spacy.HashEmbedCNN.v2"
+width = 32
+depth = 1
+embed_size = 500
+window_size = 1
+maxout_pieces = 2
+subword_features = true
+pretrained_vectors = null
+[components.{name}.scorer]
+@scorers = "spacy_bioner.entity_scorer.v1"
+spans_key = "{name}"
+"""
+
+
+MEMBERS_CONFIG = (
+    """
 [paths]
 train = null
 dev = null
@@ -260,46 +286,10 @@ lang = "en"
 pipeline = ["tagger_a", "tagger_b"]
 
 [components]
-
-[components.tagger_a]
-factory = "bioner_tagger"
-set_ents = false
-[components.tagger_a.model]
-@architectures = "spacy_bioner.Tagger.v1"
-[components.tagger_a.model.tok2vec]
-@architectures = "spacy.HashEmbedCNN.v2"
-width = 32
-depth = 1
-embed_size = 500
-window_size = 1
-maxout_pieces = 2
-subword_features = true
-pretrained_vectors = null
-[components.tagger_a.scorer]
-@scorers = "spacy_bioner.entity_scorer.v1"
-spans_key = "tagger_a"
-
-[components.tagger_b]
-source = null
-factory = "bioner_tagger"
-set_ents = false
-scheme = "none"
-[components.tagger_b.model]
-@architectures = "spacy_bioner.Tagger.v1"
-output = "crf"
-[components.tagger_b.model.tok2vec]
-@architectures = "spacy.HashEmbedCNN.v2"
-width = 32
-depth = 1
-embed_size = 500
-window_size = 1
-maxout_pieces = 2
-subword_features = true
-pretrained_vectors = null
-[components.tagger_b.scorer]
-@scorers = "spacy_bioner.entity_scorer.v1"
-spans_key = "tagger_b"
-
+"""
+    + _member_config("tagger_a", "", "")
+    + _member_config("tagger_b", 'scheme = "none"', 'output = "crf"')
+    + """
 [corpora]
 [corpora.train]
 @readers = "spacy.Corpus.v1"
@@ -321,6 +311,7 @@ spans_tagger_b_f = 0.5
 dev_path = ${paths.dev}
 output_dir = "OUTPUT/dev_predictions"
 """
+)
 
 
 def test_meta_data_from_a_tiny_training_run(tmp_path):
@@ -328,9 +319,7 @@ def test_meta_data_from_a_tiny_training_run(tmp_path):
     docs = [eg.reference for eg in make_examples(nlp)]
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     DocBin(docs=docs[:3]).to_disk(tmp_path / "dev.spacy")
-    (tmp_path / "members.cfg").write_text(
-        MEMBERS_CONFIG.replace("OUTPUT", str(tmp_path)).replace("source = null\n", "")
-    )
+    (tmp_path / "members.cfg").write_text(MEMBERS_CONFIG.replace("OUTPUT", str(tmp_path)))
     subprocess.run(
         [
             sys.executable,
