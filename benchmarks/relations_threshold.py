@@ -2,7 +2,9 @@
 trained: each model-last in its work directory is scored on its scored split (test, or
 dev with --split dev) again at every given threshold theta (Eq. 18 of Lu & Xue 2024,
 decision "score"; default 0.85) and, with --decisions ... identification, with the
-identification heads deciding (decision "identification"; theta unused).
+identification heads deciding (decision "identification"; theta unused). With
+--relation-thresholds, each theta is combined with each relation_threshold (the relation
+stage's own theta; entities keep theta).
 
     python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 1000 --workdir /tmp/rel_ade
     python benchmarks/relations_threshold.py ade /tmp/rel_ade --folds 0-9 --thresholds 0.85 0.5 0
@@ -10,7 +12,7 @@ identification heads deciding (decision "identification"; theta unused).
 theta applies to the raw ranking scores (margins m+ 2.5, m- 0.5), which reach it only
 late in training; the table shows how much recall a short budget leaves under it. The
 test split is the one scored, so this is a sensitivity analysis, not a way to choose
-theta (choose it on a dev set). Writes benchmarks/results/relations_<dataset><suffix>_threshold.md.
+theta (choose it on a dev set: --split dev). Writes benchmarks/results/relations_<dataset><suffix>_threshold.md.
 """
 
 import argparse
@@ -49,40 +51,52 @@ def main() -> None:
     parser.add_argument("--split", choices=["test", "dev"], default="test", help="The --split of that run")
     parser.add_argument("--seed", type=int, default=0, help="Which of that run's seeds to rescore")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.5, 0.0])
+    parser.add_argument(
+        "--relation-thresholds",
+        type=float,
+        nargs="+",
+        default=[None],
+        help="relation_threshold values to try with each theta (default: the same as theta)",
+    )
     parser.add_argument("--decisions", nargs="+", choices=["score", "identification"], default=["score"])
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     folds = parse_folds(args.dataset, args.folds)
     average = DATASETS[args.dataset]["average"]
-    rules = [("score", theta) for theta in args.thresholds] * ("score" in args.decisions)
-    rules += [("identification", None)] * ("identification" in args.decisions)
+    rules = []
+    if "score" in args.decisions:
+        rules += [("score", theta, rel) for theta in args.thresholds for rel in args.relation_thresholds]
+    if "identification" in args.decisions:
+        rules.append(("identification", None, None))
     rows = {(variant, rule): [] for variant in args.variants for rule in rules}
     for variant in args.variants:
         for fold in folds:
             run = f"{args.dataset}_{fold}_{args.split}_seed{args.seed}"
             nlp = load_model(args.workdir / variant / run / "model-last", args.workdir)
             references = read_scored_docs(fold_corpus(args.workdir, args.dataset, fold) / args.split, nlp.vocab)
-            for decision, theta in rules:
+            for decision, theta, relation_theta in rules:
                 cfg = nlp.get_pipe(KEY).cfg
                 cfg["decision"], cfg["threshold"] = decision, cfg["threshold"] if theta is None else theta
+                cfg["relation_threshold"] = relation_theta
                 scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
                 row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
-                rows[variant, (decision, theta)].append(row)
+                rows[variant, (decision, theta, relation_theta)].append(row)
                 cells = ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS)
-                print(f"{variant} fold {fold} {decision} theta {theta}: {cells}", flush=True)
+                print(f"{variant} fold {fold} {decision} theta {theta} / {relation_theta}: {cells}", flush=True)
     columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
     lines = [
         f"# bioner_relations on {args.dataset}: scores by prediction rule ({average} averages, "
         f"mean over folds {folds}; {args.split} split" + (", not for choosing theta)" if args.split == "test" else ")"),
         "",
-        "| variant | decision | theta | " + " | ".join(columns) + " |",
-        "|" + "---|" * (len(columns) + 3),
+        "| variant | decision | theta | relation theta | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 4),
     ]
-    for (variant, (decision, theta)), fold_rows in rows.items():
+    for (variant, (decision, theta, relation_theta)), fold_rows in rows.items():
         means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
         cells = " | ".join(f"{mean:.2f}" for mean in means)
-        lines.append(f"| {variant} | {decision} | {'' if theta is None else f'{theta:g}'} | {cells} |")
+        thetas = " | ".join("" if value is None else f"{value:g}" for value in (theta, relation_theta))
+        lines.append(f"| {variant} | {decision} | {thetas} | {cells} |")
     lines += ["", f"Command: `{display_command(['benchmarks/relations_threshold.py', *sys.argv[1:]], args.workdir)}`"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"relations_{args.dataset}{args.suffix}_threshold.md").write_text("\n".join(lines) + "\n")

@@ -89,6 +89,29 @@ def test_overfits_entities_and_relations(trained):
     ]
 
 
+def test_relation_threshold_applies_to_the_relation_stage_only(trained):
+    nlp, _ = trained
+    pipe = nlp.get_pipe("bioner_relations")
+    text = "Rash was noted after penicillin and fever after ibuprofen ."
+    doc = nlp(text)
+    entities = [(s.start, s.end, s.label_) for s in doc.spans["bioner_relations"]]
+    scores = sorted(r.score for r in doc._.relations)
+    assert pipe.cfg["relation_threshold"] is None and len(scores) == 2
+    try:
+        # between the two relation scores: only the stronger one is kept, entities unchanged
+        pipe.cfg["relation_threshold"] = (scores[0] + scores[1]) / 2
+        doc = nlp(text)
+        assert [r.score for r in doc._.relations] == pytest.approx([scores[1]])
+        assert [(s.start, s.end, s.label_) for s in doc.spans["bioner_relations"]] == entities
+        # below every score: pairs the threshold kept out come in; the entities still do not change
+        pipe.cfg["relation_threshold"] = -100.0
+        doc = nlp(text)
+        assert len(doc._.relations) > 2
+        assert [(s.start, s.end, s.label_) for s in doc.spans["bioner_relations"]] == entities
+    finally:
+        pipe.cfg["relation_threshold"] = None
+
+
 def test_round_trips_keep_relations(trained):
     nlp, _ = trained
     texts = [text for text, _, _ in RELATION_SENTENCES]

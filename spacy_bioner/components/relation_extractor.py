@@ -9,7 +9,8 @@ cross-entropy of Eq. 13) plus a pairwise ranking loss on the class scores (Eq. 6
 At most ``negative_entities`` negative spans and ``negative_relations`` negative pairs
 per doc are trained on. Prediction names the best class by its score and keeps the
 span or pair by ``decision``: its score reaches ``threshold`` (``"score"``, Eq. 18, the
-paper) or its identification probability reaches 0.5 (``"identification"``). The
+paper; pairs use ``relation_threshold`` when it is set) or its identification probability
+reaches 0.5 (``"identification"``). The
 relation stage pairs at most ``max_entities`` entities per doc, and few enough that
 their ordered pairs fit in ``max_pairs``: the most confident ones (as SpERT bounds its
 pairs), so an untrained or collapsed entity stage cannot make the pair stage explode.
@@ -104,6 +105,7 @@ SETTINGS: Dict[str, Any] = {
     "max_entities": 100,
     "max_pairs": 1000,
     "threshold": 0.85,
+    "relation_threshold": None,
     "decision": "score",
     "multitask": True,
     "iou_scaling": True,
@@ -162,6 +164,7 @@ def make_relation_extractor(
     max_entities: int,
     max_pairs: int,
     threshold: float,
+    relation_threshold: Optional[float],
     decision: str,
     multitask: bool,
     iou_scaling: bool,
@@ -194,6 +197,10 @@ def make_relation_extractor(
         an untrained or collapsed model may accept every span, and 100 entities make
         9,900 pairs; SpERT bounds its pairs the same way).
     threshold: theta of Eq. 18 (paper: 0.85), used by decision = "score".
+    relation_threshold: theta for the relation stage alone (null: `threshold`, as in the
+        paper). Relation scores reach a fixed theta later in training than entity
+        scores, so a short budget may want a lower one; choose it on dev
+        (benchmarks/relations_threshold.py --relation-thresholds).
     decision: how a span or pair is kept (multitask only; the best class score always
         names its type). "score": its best class score reaches threshold (Eq. 18, the
         paper). "identification": its identification head's probability reaches 0.5.
@@ -249,6 +256,12 @@ def v01_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
     return renamed
 
 
+def saved_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """A loaded cfg under today's names, with the settings added since it was saved at
+    their defaults (each new setting's default keeps the earlier behaviour)."""
+    return {**SETTINGS, **v01_settings(cfg)}
+
+
 class RelationExtractor(EntityPipe):
     """Entities to doc.spans[spans_key], relations between them to doc._.relations."""
 
@@ -300,12 +313,12 @@ class RelationExtractor(EntityPipe):
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
         super().from_disk(path, exclude=exclude)
-        self.cfg = v01_settings(self.cfg)
+        self.cfg = saved_settings(self.cfg)
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
         super().from_bytes(bytes_data, exclude=exclude)
-        self.cfg = v01_settings(self.cfg)
+        self.cfg = saved_settings(self.cfg)
         return self
 
     @property
@@ -477,10 +490,15 @@ class RelationExtractor(EntityPipe):
         spaCy seeds), so training is reproducible."""
         return numpy.random.default_rng(numpy.random.randint(2**31))
 
-    def _decide(self, scores, identification) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """The type (label index), confidence and keep decision of each row of class
-        `scores` (numpy); see the factory's `decision`."""
-        return decide(scores, identification, self.cfg["multitask"], self.cfg["decision"], self.cfg["threshold"])
+    def _decide(
+        self, scores, identification, stage: str = "entities"
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """The type (label index), confidence and keep decision of each row of a stage's
+        class `scores` (numpy); see the factory's `decision` and thresholds."""
+        threshold = self.cfg["threshold"]
+        if stage == "relations" and self.cfg["relation_threshold"] is not None:
+            threshold = self.cfg["relation_threshold"]
+        return decide(scores, identification, self.cfg["multitask"], self.cfg["decision"], threshold)
 
     def _entity_rows(self, batch: SpanBatch, scored: SpanScores) -> List[numpy.ndarray]:
         """Per doc, the batch rows of the candidates predicted as entities, bounded by
@@ -590,7 +608,7 @@ class RelationExtractor(EntityPipe):
             to_numpy(scored.entity_scores), to_numpy(scored.entity_identification)
         )
         relation_classes, relation_scores, keep_relation = self._decide(
-            to_numpy(pair_scores.relation_scores), to_numpy(pair_scores.relation_identification)
+            to_numpy(pair_scores.relation_scores), to_numpy(pair_scores.relation_identification), "relations"
         )
         pairs = to_numpy(pair_scores.pairs).reshape((-1, 2))
         pair_docs = numpy.searchsorted(batch.offsets, pairs[:, 0], side="right") - 1
