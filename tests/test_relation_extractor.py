@@ -546,6 +546,27 @@ def test_collapsed_model_never_exceeds_max_pairs(decision):
     assert seen and seen[0] <= 3 * 12
 
 
+@pytest.mark.parametrize("allow_overlap", [True, False])
+def test_allow_overlap_false_keeps_and_pairs_non_overlapping_entities(allow_overlap):
+    """A model that accepts every span and pair predicts overlapping entities; without
+    allow_overlap each doc keeps a non-overlapping selection and pairs only those."""
+    nlp, pipe, _ = initialized(allow_overlap=allow_overlap)
+    ops = pipe.model.ops
+    for ref in ("entity_classes", "entity_identification", "relation_classes", "relation_identification"):
+        layer = pipe.model.get_ref(ref)
+        layer.set_param("b", ops.asarray1f(numpy.full(layer.get_dim("nO"), 100.0, dtype="f")))
+    doc = nlp("Aspirin induced Reye syndrome in young children .")
+    entities = [(span.start, span.end) for span in doc.spans["bioner_relations"]]
+    overlapping = any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(entities) for b in entities[i + 1 :])
+    assert overlapping == allow_overlap
+    assert len(entities) == (8 * 9 // 2 if allow_overlap else len(set(entities)))
+    if not allow_overlap:
+        assert sum(end - start for start, end in entities) == len(doc)
+        assert doc._.relations
+        assert {(r.head.start, r.head.end) for r in doc._.relations} <= set(entities)
+        assert {(r.tail.start, r.tail.end) for r in doc._.relations} <= set(entities)
+
+
 def test_settings_named_as_in_0_1_are_read_with_their_0_1_meaning(tmp_path):
     """0.1 called the loss weights alpha and beta and the ENS beta ens_beta: a complete
     0.1 config (as every saved 0.1 pipeline has) is renamed, a mixed one is an error."""

@@ -14,6 +14,7 @@ from spacy_bioner.relation_sampling import (
     entities_for_pairs,
     entity_targets,
     kept_entities,
+    non_overlapping,
     sample_pairs,
     span_batch,
 )
@@ -85,6 +86,33 @@ def test_kept_entities_bound_the_pairs_and_keep_the_most_confident():
     first_doc = numpy.arange(batch.n_candidates[0])
     assert sorted(rows[0].tolist()) == first_doc[-5:].tolist()
     assert all(len(all_pairs(batch.data, [doc_rows])) <= 20 for doc_rows in rows)
+
+
+def test_non_overlapping_keeps_the_most_confident_then_longest_spans_per_doc():
+    # doc 0: 4 tokens, spans up to 2 tokens; doc 1: 3 tokens plus one extra span
+    batch = span_batch([4, 3], [[], [(0, 3, "Drug")]], 2, OPS)
+    spans = [tuple(span) for span in batch.data.tolist()]
+    confidence = numpy.zeros(len(spans))
+    keep = numpy.zeros(len(spans), dtype=bool)
+
+    def mark(row, score):
+        confidence[row] = score
+        keep[row] = True
+
+    first = batch.offsets[1]
+    mark(spans.index((2, 3)), 0.95)  # doc 0: beats the overlapping (1, 3)
+    mark(spans.index((1, 3)), 0.9)
+    mark(spans.index((0, 2)), 0.5)  # overlaps only the dropped (1, 3): kept
+    mark(spans.index((3, 4)), 0.2)
+    mark(first + spans[first:].index((0, 1)), 0.7)  # doc 1: equal scores, the longer wins
+    mark(first + spans[first:].index((0, 2)), 0.7)
+    extra = int(batch.arguments[1][0])
+    keep[extra] = True  # an extra span overlaps doc 1's kept one and stays
+    selected = non_overlapping(batch, confidence, keep)
+    assert sorted(spans[row] for row in numpy.flatnonzero(selected[:first])) == [(0, 2), (2, 3), (3, 4)]
+    assert sorted(spans[row] for row in numpy.flatnonzero(selected[first:]) + first) == [(0, 2), (0, 3)]
+    assert selected[extra]
+    assert keep.sum() == 7  # the input is not changed
 
 
 def test_all_pairs_skips_self_pairs_and_duplicate_spans():
