@@ -4,7 +4,8 @@ dev with --split dev) again at every given threshold theta (Eq. 18 of Lu & Xue 2
 decision "score"; default 0.85) and, with --decisions ... identification, with the
 identification heads deciding (decision "identification"; theta unused). With
 --relation-thresholds, each theta is combined with each relation_threshold (the relation
-stage's own theta; entities keep theta).
+stage's own theta; entities keep theta). With --allow-overlap true false, every rule is
+also scored with and without overlapping entities (the component's allow_overlap).
 
     python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 1000 --workdir /tmp/rel_ade
     python benchmarks/relations_threshold.py ade /tmp/rel_ade --folds 0-9 --thresholds 0.85 0.5 0
@@ -59,44 +60,61 @@ def main() -> None:
         help="relation_threshold values to try with each theta (default: the same as theta)",
     )
     parser.add_argument("--decisions", nargs="+", choices=["score", "identification"], default=["score"])
+    parser.add_argument(
+        "--allow-overlap",
+        nargs="+",
+        choices=["true", "false"],
+        default=[None],
+        help="allow_overlap values to try with each rule (default: the model's own)",
+    )
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     folds = parse_folds(args.dataset, args.folds)
     average = DATASETS[args.dataset]["average"]
+    overlaps = [None if value is None else value == "true" for value in args.allow_overlap]
     rules = []
     if "score" in args.decisions:
-        rules += [("score", theta, rel) for theta in args.thresholds for rel in args.relation_thresholds]
+        rules += [
+            ("score", theta, rel, overlap)
+            for theta in args.thresholds
+            for rel in args.relation_thresholds
+            for overlap in overlaps
+        ]
     if "identification" in args.decisions:
-        rules.append(("identification", None, None))
+        rules += [("identification", None, None, overlap) for overlap in overlaps]
     rows = {(variant, rule): [] for variant in args.variants for rule in rules}
     for variant in args.variants:
         for fold in folds:
             run = f"{args.dataset}_{fold}_{args.split}_seed{args.seed}"
             nlp = load_model(args.workdir / variant / run / "model-last", args.workdir)
             references = read_scored_docs(fold_corpus(args.workdir, args.dataset, fold) / args.split, nlp.vocab)
-            for decision, theta, relation_theta in rules:
+            saved_overlap = nlp.get_pipe(KEY).cfg["allow_overlap"]
+            for decision, theta, relation_theta, overlap in rules:
                 cfg = nlp.get_pipe(KEY).cfg
                 cfg["decision"], cfg["threshold"] = decision, cfg["threshold"] if theta is None else theta
                 cfg["relation_threshold"] = relation_theta
+                cfg["allow_overlap"] = saved_overlap if overlap is None else overlap
                 scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
                 row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
-                rows[variant, (decision, theta, relation_theta)].append(row)
+                rows[variant, (decision, theta, relation_theta, overlap)].append(row)
                 cells = ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS)
-                print(f"{variant} fold {fold} {decision} theta {theta} / {relation_theta}: {cells}", flush=True)
+                rule = f"{decision} theta {theta} / {relation_theta}, allow_overlap {cfg['allow_overlap']}"
+                print(f"{variant} fold {fold} {rule}: {cells}", flush=True)
     columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
     lines = [
         f"# bioner_relations on {args.dataset}: scores by prediction rule ({average} averages, "
         f"mean over folds {folds}; {args.split} split" + (", not for choosing theta)" if args.split == "test" else ")"),
         "",
-        "| variant | decision | theta | relation theta | " + " | ".join(columns) + " |",
-        "|" + "---|" * (len(columns) + 4),
+        "| variant | decision | theta | relation theta | allow_overlap | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 5),
     ]
-    for (variant, (decision, theta, relation_theta)), fold_rows in rows.items():
+    for (variant, (decision, theta, relation_theta, overlap)), fold_rows in rows.items():
         means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
         cells = " | ".join(f"{mean:.2f}" for mean in means)
         thetas = " | ".join("" if value is None else f"{value:g}" for value in (theta, relation_theta))
-        lines.append(f"| {variant} | {decision} | {thetas} | {cells} |")
+        overlap_cell = "(saved)" if overlap is None else str(overlap).lower()
+        lines.append(f"| {variant} | {decision} | {thetas} | {overlap_cell} | {cells} |")
     lines += ["", f"Command: `{display_command(['benchmarks/relations_threshold.py', *sys.argv[1:]], args.workdir)}`"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"relations_{args.dataset}{args.suffix}_threshold.md").write_text("\n".join(lines) + "\n")
