@@ -115,17 +115,19 @@ def entities_for_pairs(max_pairs: int) -> int:
     return int((1 + (1 + 4 * max_pairs) ** 0.5) // 2)
 
 
-def non_overlapping(batch: SpanBatch, confidence: numpy.ndarray, keep: numpy.ndarray) -> numpy.ndarray:
+def non_overlapping(batch: SpanBatch, priorities: numpy.ndarray, keep: numpy.ndarray) -> numpy.ndarray:
     """`keep` with each doc's kept candidates narrowed to a non-overlapping selection:
-    the most confident first, then the longest, then the leftmost (the order in which
-    doc.ents is chosen). Extra spans (rows after a doc's candidates) stay as they are."""
+    highest `priorities` first (one row per span, compared column by column), then the
+    longest, then the leftmost (the order in which doc.ents is chosen). Extra spans
+    (rows after a doc's candidates) stay as they are."""
     selected = keep.copy()
     for start, n in zip(batch.offsets.tolist(), batch.n_candidates.tolist()):
         rows = start + numpy.flatnonzero(keep[start : start + n])
         if len(rows) < 2:
             continue
         spans = batch.data[rows]
-        order = numpy.lexsort((spans[:, 0], spans[:, 0] - spans[:, 1], -confidence[rows]))
+        keys = [-priorities[rows, column] for column in reversed(range(priorities.shape[1]))]
+        order = numpy.lexsort((spans[:, 0], spans[:, 0] - spans[:, 1], *keys))
         taken = numpy.zeros(int(spans[:, 1].max()), dtype=bool)
         selected[rows] = False
         for row, (span_start, span_end) in zip(rows[order].tolist(), spans[order].tolist()):

@@ -555,11 +555,11 @@ def test_allow_overlap_false_keeps_and_pairs_non_overlapping_entities(allow_over
     for ref in ("entity_classes", "entity_identification", "relation_classes", "relation_identification"):
         layer = pipe.model.get_ref(ref)
         layer.set_param("b", ops.asarray1f(numpy.full(layer.get_dim("nO"), 100.0, dtype="f")))
-    doc = nlp("Aspirin induced Reye syndrome in young children .")
+    doc = nlp("Aspirin caused rash .")  # 10 spans, 90 pairs: all paired
     entities = [(span.start, span.end) for span in doc.spans["bioner_relations"]]
     overlapping = any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(entities) for b in entities[i + 1 :])
     assert overlapping == allow_overlap
-    assert len(entities) == (8 * 9 // 2 if allow_overlap else len(set(entities)))
+    assert len(entities) == (4 * 5 // 2 if allow_overlap else len(set(entities)))
     if not allow_overlap:
         assert sum(end - start for start, end in entities) == len(doc)
         assert doc._.relations

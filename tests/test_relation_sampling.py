@@ -5,7 +5,7 @@ import numpy
 import pytest
 from thinc.api import NumpyOps
 
-from spacy_bioner.components.relation_extractor import decide
+from spacy_bioner.components.relation_extractor import decide, without_overlap
 from spacy_bioner.layers.spans import enumerate_spans
 from spacy_bioner.relation_sampling import (
     Gold,
@@ -108,11 +108,57 @@ def test_non_overlapping_keeps_the_most_confident_then_longest_spans_per_doc():
     mark(first + spans[first:].index((0, 2)), 0.7)
     extra = int(batch.arguments[1][0])
     keep[extra] = True  # an extra span overlaps doc 1's kept one and stays
-    selected = non_overlapping(batch, confidence, keep)
+    selected = non_overlapping(batch, confidence[:, None], keep)
     assert sorted(spans[row] for row in numpy.flatnonzero(selected[:first])) == [(0, 2), (2, 3), (3, 4)]
     assert sorted(spans[row] for row in numpy.flatnonzero(selected[first:]) + first) == [(0, 2), (0, 3)]
     assert selected[extra]
     assert keep.sum() == 7  # the input is not changed
+
+
+def test_non_overlapping_compares_priorities_column_by_column():
+    batch = span_batch([3], [[]], 3, OPS)
+    spans = [tuple(span) for span in batch.data.tolist()]
+    rows = [spans.index(span) for span in ((0, 1), (0, 3), (1, 2))]
+    keep = numpy.zeros(len(spans), dtype=bool)
+    keep[rows] = True
+    priorities = numpy.zeros((len(spans), 2))
+    priorities[rows] = [[1.0, 0.1], [0.0, 0.9], [1.0, 0.2]]  # the first column decides
+    selected = non_overlapping(batch, priorities, keep)
+    assert sorted(spans[row] for row in numpy.flatnonzero(selected)) == [(0, 1), (1, 2)]
+
+
+def test_without_overlap_prefers_entities_in_relations_and_drops_relations_of_dropped_ones():
+    batch = span_batch([4, 4], [[], []], 2, OPS)
+    spans = [tuple(span) for span in batch.data.tolist()]
+    second = int(batch.offsets[1])
+
+    def row(doc, span):
+        return spans.index(span) if doc == 0 else second + spans[second:].index(span)
+
+    confidence = numpy.zeros(len(spans))
+    keep = numpy.zeros(len(spans), dtype=bool)
+    for doc, span, score in [
+        (0, (0, 2), 0.9),  # the most confident, but in no kept relation: loses to (1, 2)
+        (0, (1, 2), 0.6),
+        (0, (3, 4), 0.5),
+        (1, (0, 2), 0.9),  # both overlapping spans are related: the more confident wins
+        (1, (1, 2), 0.95),
+        (1, (3, 4), 0.5),
+    ]:
+        confidence[row(doc, span)], keep[row(doc, span)] = score, True
+    pairs = numpy.asarray(
+        [
+            [row(0, (0, 2)), row(0, (3, 4))],
+            [row(0, (1, 2)), row(0, (3, 4))],
+            [row(1, (0, 2)), row(1, (3, 4))],
+            [row(1, (1, 2)), row(1, (3, 4))],
+        ]
+    )
+    keep_relation = numpy.asarray([False, True, True, True])
+    selected, kept_relations = without_overlap(batch, confidence, keep, pairs, keep_relation)
+    assert sorted(spans[r] for r in numpy.flatnonzero(selected[:second])) == [(1, 2), (3, 4)]
+    assert sorted(spans[r] for r in numpy.flatnonzero(selected[second:]) + second) == [(1, 2), (3, 4)]
+    assert kept_relations.tolist() == [False, True, False, True]
 
 
 def test_all_pairs_skips_self_pairs_and_duplicate_spans():

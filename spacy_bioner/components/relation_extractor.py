@@ -11,9 +11,9 @@ per doc are trained on. Prediction names the best class by its score and keeps t
 span or pair by ``decision``: its score reaches ``threshold`` (``"score"``, Eq. 18, the
 paper; pairs use ``relation_threshold`` when it is set) or its identification probability
 reaches 0.5 (``"identification"``). With ``allow_overlap = false`` each doc keeps
-only a non-overlapping selection of its predicted entities, the most confident first
-(for corpora without nested entities: on CoNLL04 dev, +2.8 to +3.2 NER F1 for the
-softmax model, docs/relations.md). The
+only a non-overlapping selection of its predicted entities (those in a predicted
+relation first, then the most confident) and the relations between them, for corpora
+without nested entities (docs/relations.md). The
 relation stage pairs at most ``max_entities`` entities per doc, and few enough that
 their ordered pairs fit in ``max_pairs``: the most confident ones (as SpERT bounds its
 pairs), so an untrained or collapsed entity stage cannot make the pair stage explode.
@@ -239,9 +239,10 @@ def make_relation_extractor(
         entity stage predicts for the batch (default true; false: gold entities only,
         as the paper and SpERT).
     allow_overlap: predicted entities may overlap (default true: nested entities);
-        false: each doc keeps a non-overlapping selection of them, the most confident
-        first, and pairs only those (not in the paper; SpERT's `no_overlapping` drops
-        every overlapping entity instead). Training is unchanged.
+        false: each doc keeps a non-overlapping selection of them, those in a predicted
+        relation first, the most confident first among equals, and the relations between
+        them (not in the paper; SpERT's `no_overlapping` drops every overlapping entity
+        instead). Training is unchanged.
     use_ents_from: pair the entities of this span group (or "ents") of the doc, written
         by an earlier component, instead of this component's own entity predictions.
     spans_key: span group of the predicted and gold entities (default: the name).
@@ -518,21 +519,11 @@ class RelationExtractor(EntityPipe):
             threshold = self.cfg["relation_threshold"]
         return decide(scores, identification, self.cfg["multitask"], self.cfg["decision"], threshold)
 
-    def _entity_decisions(
-        self, batch: SpanBatch, scored: SpanScores, decoding: bool
-    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """The type, confidence and keep decision of each span row; when decoding (not
-        in training) without allow_overlap, only a non-overlapping selection is kept."""
-        to_numpy = self.model.ops.to_numpy
-        classes, confidence, keep = self._decide(to_numpy(scored.entity_scores), to_numpy(scored.entity_identification))
-        if decoding and not self.cfg["allow_overlap"]:
-            keep = non_overlapping(batch, confidence, keep)
-        return classes, confidence, keep
-
-    def _entity_rows(self, batch: SpanBatch, scored: SpanScores, decoding: bool) -> List[numpy.ndarray]:
+    def _entity_rows(self, batch: SpanBatch, scored: SpanScores) -> List[numpy.ndarray]:
         """Per doc, the batch rows of the candidates predicted as entities, bounded by
         max_entities and max_pairs."""
-        _, confidence, keep = self._entity_decisions(batch, scored, decoding)
+        to_numpy = self.model.ops.to_numpy
+        _, confidence, keep = self._decide(to_numpy(scored.entity_scores), to_numpy(scored.entity_identification))
         return kept_entities(batch, confidence, keep, self.cfg["max_entities"], self.cfg["max_pairs"])
 
     def update(
@@ -570,7 +561,7 @@ class RelationExtractor(EntityPipe):
         scored, backprop = self.model.begin_update((docs, batch.spans))
         rows = list(batch.arguments)
         if cfg["train_on_predicted"] and cfg["use_ents_from"] is None:
-            rows = [numpy.concatenate([a, p]) for a, p in zip(rows, self._entity_rows(batch, scored, decoding=False))]
+            rows = [numpy.concatenate([a, p]) for a, p in zip(rows, self._entity_rows(batch, scored))]
         pairs, relation_targets = sample_pairs(batch.data, golds, rows, cfg["negative_relations"], rng)
         pair_scores = scored.score_pairs(pairs)
         loss_e, d_entity, d_entity_id = self._stage_loss(
@@ -626,17 +617,21 @@ class RelationExtractor(EntityPipe):
         ]
         batch = self._batch(docs, extras)
         scored = self.model.predict((docs, batch.spans))
-        rows = batch.arguments if self.cfg["use_ents_from"] else self._entity_rows(batch, scored, decoding=True)
+        rows = batch.arguments if self.cfg["use_ents_from"] else self._entity_rows(batch, scored)
         return batch, scored, scored.score_pairs(all_pairs(batch.data, rows))
 
     def set_annotations(self, docs: Iterable[Doc], outputs: Tuple[SpanBatch, SpanScores, PairScores]) -> None:
         batch, scored, pair_scores = outputs
         to_numpy = self.model.ops.to_numpy
-        entity_classes, entity_scores, keep = self._entity_decisions(batch, scored, decoding=True)
+        entity_classes, entity_scores, keep = self._decide(
+            to_numpy(scored.entity_scores), to_numpy(scored.entity_identification)
+        )
         relation_classes, relation_scores, keep_relation = self._decide(
             to_numpy(pair_scores.relation_scores), to_numpy(pair_scores.relation_identification), "relations"
         )
         pairs = to_numpy(pair_scores.pairs).reshape((-1, 2))
+        if not self.cfg["allow_overlap"]:
+            keep, keep_relation = without_overlap(batch, entity_scores, keep, pairs, keep_relation)
         pair_docs = numpy.searchsorted(batch.offsets, pairs[:, 0], side="right") - 1
         for d, doc in enumerate(docs):
             start = int(batch.offsets[d])
@@ -662,6 +657,20 @@ class RelationExtractor(EntityPipe):
         extra = row - batch.offsets[doc_index] - batch.n_candidates[doc_index]
         label = batch.extra_labels[doc_index][extra] if extra >= 0 else self.labels[entity_classes[row]]
         return Span(doc, start, end, label=label)
+
+
+def without_overlap(
+    batch: SpanBatch, confidence: numpy.ndarray, keep: numpy.ndarray, pairs: numpy.ndarray, keep_relation: numpy.ndarray
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The entities and relations kept when entities may not overlap: per doc, a
+    non-overlapping selection of the kept entities, those in a kept relation first and
+    the most confident first among equals; then the relations between selected entities.
+    Preferring related entities keeps a correct relation whose argument overlaps a more
+    confident span that takes part in no relation."""
+    related = numpy.zeros(len(keep), dtype="f")
+    related[pairs[keep_relation].ravel()] = 1.0
+    selected = non_overlapping(batch, numpy.stack([related, confidence], axis=1), keep)
+    return selected, keep_relation & selected[pairs[:, 0]] & selected[pairs[:, 1]]
 
 
 def decide(
