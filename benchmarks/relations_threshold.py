@@ -6,6 +6,8 @@ identification heads deciding (decision "identification"; theta unused). With
 --relation-thresholds, each theta is combined with each relation_threshold (the relation
 stage's own theta; entities keep theta). With --allow-overlap true false, every rule is
 also scored with and without overlapping entities (the component's allow_overlap).
+With --time, each model's rules are also timed in turn (nlp.pipe over the scored texts,
+best of 3 passes, one thread): the cost of the rule itself.
 
     python benchmarks/bench_relations.py ade --folds 0-9 --max-steps 1000 --workdir /tmp/rel_ade
     python benchmarks/relations_threshold.py ade /tmp/rel_ade --folds 0-9 --thresholds 0.85 0.5 0
@@ -17,9 +19,16 @@ theta (choose it on a dev set: --split dev). Writes benchmarks/results/relations
 """
 
 import argparse
+import os
+
+# One thread for the numeric libraries, set before they load, as the other benchmarks.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import spacy
 from bench_relations import (
@@ -41,6 +50,28 @@ def load_model(path: Path, workdir: Path) -> Language:
     if not path.is_dir():
         raise SystemExit(f"No trained model at {path}: run bench_relations.py with --workdir {workdir}")
     return spacy.load(path)
+
+
+def set_rule(nlp: Language, rule: Tuple, saved_overlap: bool) -> None:
+    """Set a (decision, theta, relation theta, allow_overlap) rule on the component."""
+    decision, theta, relation_theta, overlap = rule
+    cfg = nlp.get_pipe(KEY).cfg
+    cfg["decision"], cfg["threshold"] = decision, cfg["threshold"] if theta is None else theta
+    cfg["relation_threshold"] = relation_theta
+    cfg["allow_overlap"] = saved_overlap if overlap is None else overlap
+
+
+def rule_speeds(nlp: Language, rules: List[Tuple], texts: List[str], saved_overlap: bool) -> Dict[Tuple, float]:
+    """Words per second of each rule, the best of 3 passes taken in turn (A, B, A, B, ...)."""
+    best = {rule: 0.0 for rule in rules}
+    list(nlp.pipe(texts[:64]))
+    for _ in range(3):
+        for rule in rules:
+            set_rule(nlp, rule, saved_overlap)
+            start = time.perf_counter()
+            n_words = sum(len(doc) for doc in nlp.pipe(texts))
+            best[rule] = max(best[rule], n_words / (time.perf_counter() - start))
+    return best
 
 
 def main() -> None:
@@ -67,6 +98,7 @@ def main() -> None:
         default=[None],
         help="allow_overlap values to try with each rule (default: the model's own)",
     )
+    parser.add_argument("--time", action="store_true", help="Also time each rule (words/s, in turn)")
     parser.add_argument("--suffix", default="", help="Appended to the output name, e.g. _all-MiniLM-L6-v2")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
@@ -90,18 +122,21 @@ def main() -> None:
             nlp = load_model(args.workdir / variant / run / "model-last", args.workdir)
             references = read_scored_docs(fold_corpus(args.workdir, args.dataset, fold) / args.split, nlp.vocab)
             saved_overlap = nlp.get_pipe(KEY).cfg["allow_overlap"]
-            for decision, theta, relation_theta, overlap in rules:
-                cfg = nlp.get_pipe(KEY).cfg
-                cfg["decision"], cfg["threshold"] = decision, cfg["threshold"] if theta is None else theta
-                cfg["relation_threshold"] = relation_theta
-                cfg["allow_overlap"] = saved_overlap if overlap is None else overlap
-                scores = relation_scores(nlp.pipe(doc.text for doc in references), references)
-                row = headline({"scores": scores, "train_seconds": 0.0, "words_per_second": 0.0}, average)
-                rows[variant, (decision, theta, relation_theta, overlap)].append(row)
+            texts = [doc.text for doc in references]
+            speeds = rule_speeds(nlp, rules, texts, saved_overlap) if args.time else {}
+            for rule in rules:
+                set_rule(nlp, rule, saved_overlap)
+                scores = relation_scores(nlp.pipe(texts), references)
+                row = headline(
+                    {"scores": scores, "train_seconds": 0.0, "words_per_second": speeds.get(rule, 0.0)}, average
+                )
+                rows[variant, rule].append(row)
                 cells = ", ".join(f"{c} {row[c]:.2f}" for c in F1_COLUMNS)
-                rule = f"{decision} theta {theta} / {relation_theta}, allow_overlap {cfg['allow_overlap']}"
-                print(f"{variant} fold {fold} {rule}: {cells}", flush=True)
-    columns = [c for c in next(iter(rows.values()))[0] if c not in ("train s", "words/s")]
+                decision, theta, relation_theta, _ = rule
+                described = f"{decision} theta {theta} / {relation_theta}, allow_overlap {nlp.get_pipe(KEY).cfg['allow_overlap']}"
+                print(f"{variant} fold {fold} {described}: {cells}", flush=True)
+    dropped = ("train s",) if args.time else ("train s", "words/s")
+    columns = [c for c in next(iter(rows.values()))[0] if c not in dropped]
     lines = [
         f"# bioner_relations on {args.dataset}: scores by prediction rule ({average} averages, "
         f"mean over folds {folds}; {args.split} split" + (", not for choosing theta)" if args.split == "test" else ")"),
@@ -111,7 +146,9 @@ def main() -> None:
     ]
     for (variant, (decision, theta, relation_theta, overlap)), fold_rows in rows.items():
         means = [statistics.fmean(row[c] for row in fold_rows) for c in columns]
-        cells = " | ".join(f"{mean:.2f}" for mean in means)
+        cells = " | ".join(
+            f"{mean:.0f}" if column == "words/s" else f"{mean:.2f}" for column, mean in zip(columns, means)
+        )
         thetas = " | ".join("" if value is None else f"{value:g}" for value in (theta, relation_theta))
         overlap_cell = "(saved)" if overlap is None else str(overlap).lower()
         lines.append(f"| {variant} | {decision} | {thetas} | {overlap_cell} | {cells} |")
