@@ -172,16 +172,22 @@ def test_no_one_and_many_entities(monkeypatch):
         assert isinstance(doc._.relations, list)
 
 
-def test_use_ents_from_pairs_upstream_entities(trained):
+@pytest.mark.parametrize("allow_overlap", [True, False])
+def test_use_ents_from_pairs_upstream_entities(trained, allow_overlap):
+    """Relations between upstream entities stay whatever the entity stage thinks of
+    those spans, with or without overlapping entities."""
     nlp, _ = trained
     pipe = nlp.get_pipe("bioner_relations")
     doc = nlp.make_doc("Rash was noted after penicillin and fever after ibuprofen .")
     doc.ents = [Span(doc, 0, 1, label="Effect"), Span(doc, 4, 5, label="Drug")]
-    pipe.cfg["use_ents_from"] = "ents"
+    saved = dict(pipe.cfg)
+    # the entity stage rejects every span, the upstream entities included; the
+    # relation stage keeps its theta
+    pipe.cfg.update(use_ents_from="ents", allow_overlap=allow_overlap, threshold=1e9, relation_threshold=0.85)
     try:
         doc = pipe(doc)
     finally:
-        pipe.cfg["use_ents_from"] = None
+        pipe.cfg.update(saved)
     assert relation_set(doc) == {(0, 1, "Effect", 4, 5, "Drug", "ADE")}
 
 

@@ -13,7 +13,7 @@ paper; pairs use ``relation_threshold`` when it is set) or its identification pr
 reaches 0.5 (``"identification"``). With ``allow_overlap = false`` each doc keeps
 only a non-overlapping selection of its predicted entities (those in a predicted
 relation first, then the most confident) and the relations between them, for corpora
-without nested entities (docs/relations.md). The
+without overlapping entities (docs/relations.md). The
 relation stage pairs at most ``max_entities`` entities per doc, and few enough that
 their ordered pairs fit in ``max_pairs``: the most confident ones (as SpERT bounds its
 pairs), so an untrained or collapsed entity stage cannot make the pair stage explode.
@@ -663,14 +663,16 @@ def without_overlap(
     batch: SpanBatch, confidence: numpy.ndarray, keep: numpy.ndarray, pairs: numpy.ndarray, keep_relation: numpy.ndarray
 ) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """The entities and relations kept when entities may not overlap: per doc, a
-    non-overlapping selection of the kept entities, those in a kept relation first and
-    the most confident first among equals; then the relations between selected entities.
+    non-overlapping selection of the kept candidate entities, those in a kept relation
+    first and the most confident first among equals; then the relations none of whose
+    arguments was dropped (an extra span, e.g. from use_ents_from, is never dropped).
     Preferring related entities keeps a correct relation whose argument overlaps a more
     confident span that takes part in no relation."""
     related = numpy.zeros(len(keep), dtype="f")
     related[pairs[keep_relation].ravel()] = 1.0
     selected = non_overlapping(batch, numpy.stack([related, confidence], axis=1), keep)
-    return selected, keep_relation & selected[pairs[:, 0]] & selected[pairs[:, 1]]
+    dropped = keep & ~selected
+    return selected, keep_relation & ~dropped[pairs[:, 0]] & ~dropped[pairs[:, 1]]
 
 
 def decide(
