@@ -9,18 +9,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from spacy.tokens import Doc, Span, SpanGroup
 
 
-def select_non_overlapping(spans: Sequence[Span], priorities: Sequence[Tuple[float, ...]]) -> List[Span]:
-    """Greedy selection for doc.ents: highest priority first (tuples compare in order),
-    then longest, then leftmost."""
-    order = sorted(range(len(spans)), key=lambda i: (tuple(-p for p in priorities[i]), -len(spans[i]), spans[i].start))
+def greedy_non_overlapping(bounds: Sequence[Tuple[int, int]], priorities: Sequence[Tuple[float, ...]]) -> List[int]:
+    """The indices of a non-overlapping selection of token spans (start, end), chosen
+    greedily: highest priority first (tuples compare in order), then longest, then
+    leftmost. The one rule behind doc.ents and the relation extractor's entities."""
+    order = sorted(
+        range(len(bounds)),
+        key=lambda i: (tuple(-p for p in priorities[i]), bounds[i][0] - bounds[i][1], bounds[i][0]),
+    )
     taken = set()
     chosen = []
     for i in order:
-        span = spans[i]
-        if not taken.intersection(range(span.start, span.end)):
-            chosen.append(span)
-            taken.update(range(span.start, span.end))
-    return sorted(chosen, key=lambda span: span.start)
+        tokens = range(*bounds[i])
+        if not taken.intersection(tokens):
+            chosen.append(i)
+            taken.update(tokens)
+    return chosen
+
+
+def select_non_overlapping(spans: Sequence[Span], priorities: Sequence[Tuple[float, ...]]) -> List[Span]:
+    """The spans that :func:`greedy_non_overlapping` selects, in document order."""
+    chosen = greedy_non_overlapping([(span.start, span.end) for span in spans], priorities)
+    return sorted((spans[i] for i in chosen), key=lambda span: span.start)
 
 
 def write_entities(

@@ -14,6 +14,7 @@ import numpy
 from thinc.api import Ops
 from thinc.types import Ragged
 
+from .entity_writing import greedy_non_overlapping
 from .layers.spans import enumerate_spans
 from .losses import max_iou
 
@@ -116,24 +117,16 @@ def entities_for_pairs(max_pairs: int) -> int:
 
 
 def non_overlapping(batch: SpanBatch, priorities: numpy.ndarray, keep: numpy.ndarray) -> numpy.ndarray:
-    """`keep` with each doc's kept candidates narrowed to a non-overlapping selection:
-    highest `priorities` first (one row per span, compared column by column), then the
-    longest, then the leftmost (the order in which doc.ents is chosen). Extra spans
-    (rows after a doc's candidates) stay as they are."""
+    """`keep` with each doc's kept candidates narrowed to the non-overlapping selection
+    of :func:`~spacy_bioner.entity_writing.greedy_non_overlapping` (the rule that chooses
+    doc.ents; `priorities` has one row per span). Extra spans (rows after a doc's
+    candidates) stay as they are."""
     selected = keep.copy()
     for start, n in zip(batch.offsets.tolist(), batch.n_candidates.tolist()):
         rows = start + numpy.flatnonzero(keep[start : start + n])
-        if len(rows) < 2:
-            continue
-        spans = batch.data[rows]
-        keys = [-priorities[rows, column] for column in reversed(range(priorities.shape[1]))]
-        order = numpy.lexsort((spans[:, 0], spans[:, 0] - spans[:, 1], *keys))
-        taken = numpy.zeros(int(spans[:, 1].max()), dtype=bool)
+        chosen = greedy_non_overlapping(batch.data[rows].tolist(), priorities[rows].tolist())
         selected[rows] = False
-        for row, (span_start, span_end) in zip(rows[order].tolist(), spans[order].tolist()):
-            if not taken[span_start:span_end].any():
-                selected[row] = True
-                taken[span_start:span_end] = True
+        selected[rows[chosen]] = True
     return selected
 
 
