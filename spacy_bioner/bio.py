@@ -15,11 +15,19 @@ Span = Tuple[int, int, str]
 OUTSIDE = "O"
 
 
-def tag_inventory(entity_types: Iterable[str]) -> List[str]:
-    """The IOB2 tags for a set of entity types: O first, then B-X, I-X per type."""
+TAGGINGS = ("iob", "iobes")
+
+
+def tag_inventory(entity_types: Iterable[str], tagging: str = "iob") -> List[str]:
+    """The tags for a set of entity types: O first, then per type B-X, I-X ('iob', IOB2)
+    or B-X, I-X, E-X, S-X ('iobes': an entity's last token and one-token entities get
+    tags of their own)."""
+    if tagging not in TAGGINGS:
+        raise ValueError(f"Unknown tagging {tagging!r}; valid: {', '.join(TAGGINGS)}")
+    prefixes = "BIES" if tagging == "iobes" else "BI"
     tags = [OUTSIDE]
     for label in entity_types:
-        tags.extend((f"B-{label}", f"I-{label}"))
+        tags.extend(f"{prefix}-{label}" for prefix in prefixes)
     return tags
 
 
@@ -57,8 +65,8 @@ def iob_to_spans(tags: Sequence[str]) -> List[Span]:
 
 def spans_to_iob(spans: Iterable[Span], length: int, scheme: str = "iob") -> List[str]:
     """Tag sequence of `length` tokens for non-overlapping spans, in 'iob' or 'iobes'."""
-    if scheme not in ("iob", "iobes"):
-        raise ValueError(f"Unknown tagging scheme {scheme!r}; valid: iob, iobes")
+    if scheme not in TAGGINGS:
+        raise ValueError(f"Unknown tagging scheme {scheme!r}; valid: {', '.join(TAGGINGS)}")
     tags = [OUTSIDE] * length
     for start, end, label in sorted(spans):
         if any(tag != OUTSIDE for tag in tags[start:end]):

@@ -1,10 +1,11 @@
-"""Constrained decoding of IOB2 tag sequences: the masks that forbid the transitions
-IOB2 rules out (``O -> I-X``, ``B-X -> I-Y``, start -> ``I-X``), padding of ragged
-score arrays into one batch, and batched Viterbi over them.
+"""Constrained decoding of IOB2 and IOBES tag sequences: the masks that forbid the
+transitions a scheme rules out (``O -> I-X``, ``B-X -> I-Y``, start -> ``I-X``; in
+IOBES also ``B-X -> O``, ``I-X -> B-Y`` and ending on ``B-X`` or ``I-X``), padding of
+ragged score arrays into one batch, and batched Viterbi over them.
 
 Used by every tagger of the package: the CRF output (with its learned transitions,
 :mod:`spacy_bioner.layers.crf`), the softmax output and the LLM tagger (log
-probabilities with the masks alone), so decoded sequences are always valid IOB2.
+probabilities with the masks alone), so decoded sequences are always valid.
 
 The functions take the array module (`xp`, numpy or cupy) and loop over time steps
 only, never over documents or tokens: on a GPU each step is a few kernel launches for
@@ -24,27 +25,35 @@ from .bio import split_tag
 FORBIDDEN = -1.0e4
 
 
-def bio_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Additive masks (0 or FORBIDDEN) for transitions and for the first tag: host
-    arrays, built once per tag set and read-only (move them with `ops.asarray`)."""
+def bio_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Additive masks (0 or FORBIDDEN) for transitions, the first tag and the last tag:
+    host arrays, built once per tag set and read-only (move them with `ops.asarray`).
+    A tag set with E- tags is IOBES, where an open entity (B- or I-) must go on."""
     return _bio_constraints(tuple(tags))
 
 
 @lru_cache(maxsize=None)
-def _bio_constraints(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+def _bio_constraints(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     parsed = [split_tag(tag) for tag in tags]
+    iobes = any(prefix == "E" for prefix, _ in parsed)
     transitions = numpy.zeros((len(tags), len(tags)), dtype="f")
     start = numpy.zeros((len(tags),), dtype="f")
-    for j, (prefix, label) in enumerate(parsed):
-        if prefix != "I":
-            continue
-        start[j] = FORBIDDEN
-        for i, (prev_prefix, prev_label) in enumerate(parsed):
-            if prev_label != label or prev_prefix not in ("B", "I"):
+    end = numpy.zeros((len(tags),), dtype="f")
+    for i, (prefix, label) in enumerate(parsed):
+        is_open = prefix in ("B", "I")
+        if prefix in ("I", "E"):
+            start[i] = FORBIDDEN
+        if iobes and is_open:
+            end[i] = FORBIDDEN
+        for j, (next_prefix, next_label) in enumerate(parsed):
+            continues = next_prefix in ("I", "E")
+            if continues and not (is_open and label == next_label):
                 transitions[i, j] = FORBIDDEN
-    transitions.setflags(write=False)
-    start.setflags(write=False)
-    return transitions, start
+            elif iobes and is_open and not (continues and label == next_label):
+                transitions[i, j] = FORBIDDEN
+    for mask in (transitions, start, end):
+        mask.setflags(write=False)
+    return transitions, start, end
 
 
 def pad(xp, sequences: Sequence[Floats2d]) -> Tuple[numpy.ndarray, Ints1d]:

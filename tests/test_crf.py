@@ -35,44 +35,45 @@ def test_partition_function_and_marginals_match_brute_force():
 def test_crf_loss_gradient_matches_finite_differences():
     emissions, _, _, _ = random_problem(3, lengths=(5, 3))
     gold = [numpy.array([1, 2, 0, -1, 3], dtype="i"), numpy.array([0, 3, 4], dtype="i")]
-    forbidden, forbidden_start = bio_constraints(TAGS)
+    masks = bio_constraints(TAGS)
     crf = CRFTransitions(len(TAGS))
     crf.initialize()
     crf.set_param("transitions", crf.ops.asarray2f(numpy.random.default_rng(0).normal(size=(5, 5)).astype("f")))
-    loss, d_emissions = crf_loss(crf, emissions, gold, forbidden, forbidden_start)
+    loss, d_emissions = crf_loss(crf, emissions, gold, *masks)
     d_transitions = crf.get_grad("transitions").copy()
     eps = 1e-2
     bumped = [e.copy() for e in emissions]
     bumped[0][1, 3] += eps
-    loss_up, _ = crf_loss(crf, bumped, gold, forbidden, forbidden_start)
+    loss_up, _ = crf_loss(crf, bumped, gold, *masks)
     assert (loss_up - loss) / eps == pytest.approx(float(d_emissions[0][1, 3]), abs=2e-2)
     params = crf.get_param("transitions").copy()
     params[2, 1] += eps
     crf.set_param("transitions", params)
-    loss_up, _ = crf_loss(crf, emissions, gold, forbidden, forbidden_start)
+    loss_up, _ = crf_loss(crf, emissions, gold, *masks)
     assert (loss_up - loss) / eps == pytest.approx(float(d_transitions[2, 1]), abs=2e-2)
 
 
 def test_missing_gold_tags_are_marginalised_not_forced():
     emissions, _, _, _ = random_problem(1, lengths=(3,))
-    forbidden, forbidden_start = bio_constraints(TAGS)
+    masks = bio_constraints(TAGS)
     crf = CRFTransitions(len(TAGS))
     crf.initialize()
-    loss_all_missing, _ = crf_loss(crf, emissions, [numpy.full(3, -1, dtype="i")], forbidden, forbidden_start)
+    loss_all_missing, _ = crf_loss(crf, emissions, [numpy.full(3, -1, dtype="i")], *masks)
     assert loss_all_missing == pytest.approx(0.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("scale", [1.0, 40.0])
-def test_inference_marginals_equal_the_log_space_ones(scale):
+@pytest.mark.parametrize("tagging", ["iob", "iobes"])
+def test_inference_marginals_equal_the_log_space_ones(scale, tagging):
     """tag_marginals (probability space, rescaled per step) gives forward_backward's
     marginals (in float64, the exact reference), for ragged lengths, forbidden moves and
     scores far apart."""
     rng = numpy.random.default_rng(0)
-    tags = tag_inventory(["Chemical", "Disease"])
-    forbidden, forbidden_start = bio_constraints(tags)
+    tags = tag_inventory(["Chemical", "Disease"], tagging)
+    forbidden, forbidden_start, forbidden_end = bio_constraints(tags)
     transitions = rng.normal(size=(len(tags), len(tags))).astype("f") + forbidden
     start = rng.normal(size=len(tags)).astype("f") + forbidden_start
-    end = rng.normal(size=len(tags)).astype("f")
+    end = rng.normal(size=len(tags)).astype("f") + forbidden_end
     sequences = [(rng.normal(size=(n, len(tags))) * scale).astype("f") for n in (1, 7, 3, 12)]
     padded, lengths = pad(numpy, sequences)
     exact = [a.astype("float64") for a in (padded, transitions, start, end)]

@@ -61,10 +61,10 @@ def test_crf_on_the_device_matches_the_host():
     tags = tag_inventory(["A", "B"])
     rng = numpy.random.default_rng(0)
     emissions = [rng.normal(size=(length, len(tags))).astype("f") for length in (7, 1, 30, 12)]
-    forbidden, forbidden_start = bio_constraints(tags)
+    forbidden, forbidden_start, forbidden_end = bio_constraints(tags)
     transitions = rng.normal(size=(len(tags),) * 2).astype("f") + forbidden
     start = rng.normal(size=(len(tags),)).astype("f") + forbidden_start
-    end = rng.normal(size=(len(tags),)).astype("f")
+    end = rng.normal(size=(len(tags),)).astype("f") + forbidden_end
     host = pad(numpy, emissions)
     device = pad(ops.xp, [ops.asarray2f(e) for e in emissions])
     args = (transitions, start, end)
@@ -82,7 +82,7 @@ def test_crf_on_the_device_matches_the_host():
         with use_ops(layer_ops):
             crf = CRFTransitions(len(tags))
         crf.initialize()
-        loss, grads = crf_loss(crf, emissions, gold, forbidden, forbidden_start)
+        loss, grads = crf_loss(crf, emissions, gold, forbidden, forbidden_start, forbidden_end)
         losses.append((loss, [crf.ops.to_numpy(g) for g in grads], crf.ops.to_numpy(crf.get_grad("transitions"))))
     (cpu_loss, cpu_grads, cpu_t), (gpu_loss, gpu_grads, gpu_t) = losses
     assert gpu_loss == pytest.approx(cpu_loss, rel=1e-4)

@@ -18,13 +18,19 @@ from .util import make_examples, make_nlp, train
 
 @pytest.fixture(
     scope="module",
-    params=[("softmax", "welt", 0), ("crf", "none", 0), ("softmax", "welt", 16)],
-    ids=["softmax", "crf", "hidden"],
+    params=[
+        ("softmax", "welt", 0, "iob"),
+        ("crf", "none", 0, "iob"),
+        ("softmax", "welt", 16, "iob"),
+        ("softmax", "welt", 0, "iobes"),
+        ("crf", "none", 0, "iobes"),
+    ],
+    ids=["softmax", "crf", "hidden", "softmax-iobes", "crf-iobes"],
 )
 def trained(request):
     spacy.util.fix_random_seed(0)
-    output, scheme, hidden_width = request.param
-    nlp = make_nlp(output, scheme, hidden_width)
+    output, scheme, hidden_width, tagging = request.param
+    nlp = make_nlp(output, scheme, hidden_width, tagging=tagging)
     examples = make_examples(nlp)
     return train(nlp, examples), examples
 
@@ -104,6 +110,20 @@ def test_class_weights_are_computed_from_training_tags():
     assert weights["B-Chemical"] / weights["O"] == pytest.approx(counts["O"] / 4)
 
 
+def test_iobes_tagging_counts_end_and_single_token_tags():
+    """With tagging = "iobes" the gold tags mark an entity's last token (E-) and
+    one-token entities (S-): "Aspirin" is S-Chemical, "Reye syndrome" B-, E-Disease."""
+    nlp = make_nlp("crf", "none", tagging="iobes")
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    tagger = nlp.get_pipe("bioner_tagger")
+    assert tagger.tags == ["O", *(f"{p}-{t}" for t in ("Chemical", "Disease") for p in "BIES")]
+    counts = tagger.cfg["tag_counts"]
+    assert counts["S-Chemical"] > 0 and counts["E-Disease"] > 0
+    assert counts["B-Disease"] == counts["E-Disease"]
+    assert sum(counts.values()) == sum(len(eg.predicted) for eg in examples)
+
+
 def test_explicit_class_weights_must_cover_every_tag():
     nlp = make_nlp(class_weights={"O": 1.0, "B-Chemical": 2.0})
     with pytest.raises(ValueError, match="missing classes.*I-Chemical"):
@@ -151,6 +171,7 @@ def test_misaligned_tokens_are_ignored_in_training():
         ({"output": "crf", "scheme": "welt"}, "CRF output"),
         ({"output": "linear"}, "Unknown tagger output 'linear'"),
         ({"hidden_width": -1}, "hidden_width must be >= 0"),
+        ({"tagging": "bilou"}, "unknown tagging 'bilou'"),
     ],
 )
 def test_invalid_config_is_named(config, message):
@@ -173,19 +194,19 @@ def _reference_entities(tagger, doc):
     to_numpy = tagger.model.ops.to_numpy  # decoded on the host, as predict does
     scores = to_numpy(tagger.model.predict([doc])[0]).copy()
     scores[[token.is_space for token in doc], 1:] += FORBIDDEN
-    forbidden, forbidden_start = bio_constraints(tagger.tags)
+    forbidden, forbidden_start, forbidden_end = bio_constraints(tagger.tags)
     if tagger.is_crf:
         crf = tagger.model.get_ref("crf")
         transitions = to_numpy(crf.get_param("transitions")) + forbidden
         start = to_numpy(crf.get_param("start")) + forbidden_start
-        end = to_numpy(crf.get_param("end"))
+        end = to_numpy(crf.get_param("end")) + forbidden_end
         path = decode(numpy, [scores], transitions, start, end)[0]
         _, marginals, _ = forward_backward(numpy, scores[None], numpy.asarray([len(doc)]), transitions, start, end)
         probs = marginals[0]
     else:
         probs = softmax(numpy, scores)
         log_probs = numpy.log(numpy.maximum(probs, 1e-12))
-        path = decode(numpy, [log_probs], forbidden, forbidden_start, numpy.zeros_like(forbidden_start))[0]
+        path = decode(numpy, [log_probs], forbidden, forbidden_start, forbidden_end)[0]
     chosen = probs[numpy.arange(len(path)), path]
     spans = iob_to_spans([tagger.tags[i] for i in path])
     return [(start, end, label, float(chosen[start:end].mean())) for start, end, label in spans]

@@ -32,7 +32,8 @@ maxout_pieces = 3
 
 
 # BILUO prefixes of Example.get_aligned_ner mapped to IOB2.
-_BILUO_TO_IOB = {"B": "B", "I": "I", "L": "I", "U": "B"}
+# spaCy's BILUO prefixes (Example.get_aligned_ner) in each tagging of spacy_bioner.bio
+_FROM_BILUO = {"iob": {"B": "B", "I": "I", "L": "I", "U": "B"}, "iobes": {"B": "B", "I": "I", "L": "E", "U": "S"}}
 
 
 def check_scheme(name: str, scheme: str) -> None:
@@ -92,9 +93,13 @@ def unknown_label_error(name: str, index: int, label: str, known: Iterable[str])
     )
 
 
-def aligned_iob_tags(name: str, example: Example, index: int, known: Sequence[str]) -> List[Optional[str]]:
-    """IOB2 gold tag of each predicted token of `example` (the `index`-th); None where
-    unknown or misaligned. An entity type outside `known` is an error."""
+def aligned_iob_tags(
+    name: str, example: Example, index: int, known: Sequence[str], tagging: str = "iob"
+) -> List[Optional[str]]:
+    """Gold tag (IOB2, or IOBES with tagging="iobes") of each predicted token of
+    `example` (the `index`-th); None where unknown or misaligned. An entity type outside
+    `known` is an error."""
+    prefixes = _FROM_BILUO[tagging]
     tags: List[Optional[str]] = []
     for biluo in example.get_aligned_ner():
         if biluo is None or biluo == "-" or biluo == "":
@@ -105,5 +110,5 @@ def aligned_iob_tags(name: str, example: Example, index: int, known: Sequence[st
             prefix, label = biluo.split("-", 1)
             if label not in known:
                 raise unknown_label_error(name, index, label, known)
-            tags.append(f"{_BILUO_TO_IOB[prefix]}-{label}")
+            tags.append(f"{prefixes[prefix]}-{label}")
     return tags

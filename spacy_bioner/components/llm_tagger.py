@@ -455,9 +455,9 @@ class LLMTagger(EntityPipe):
                 window_scores[i] = logits[row]
         word_scores = gather_word_scores(windows, window_scores, [len(inst.words) for inst in instances])
         probs = [softmax(numpy, scores) for scores in word_scores]
-        forbidden, forbidden_start = bio_constraints(tag_inventory(["X"]))
-        end = numpy.zeros((len(TAGS),), dtype="f")
-        paths = decode(numpy, [numpy.log(numpy.maximum(p, 1e-12)) for p in probs], forbidden, forbidden_start, end)
+        forbidden, forbidden_start, forbidden_end = bio_constraints(tag_inventory(["X"]))
+        log_probs = [numpy.log(numpy.maximum(p, 1e-12)) for p in probs]
+        paths = decode(numpy, log_probs, forbidden, forbidden_start, forbidden_end)
         for instance, path, p in zip(instances, paths, probs):
             results[instance.key].append((instance.entity_type, path, p[numpy.arange(len(path)), path]))
         return results

@@ -1,8 +1,10 @@
 """`bioner_tagger`: BIO sequence tagging with class-weighted loss (WeLT) or a CRF.
 
-Predictions are decoded with Viterbi constrained to valid IOB2 transitions (for the
-softmax output over the per-token log-probabilities, for the CRF over emissions plus
-learned transitions), so an I- tag never follows O or another type in the output.
+Tags are IOB2 or, with ``tagging = "iobes"``, IOBES (an entity's last token and
+one-token entities get tags of their own). Predictions are decoded with Viterbi
+constrained to valid transitions (for the softmax output over the per-token
+log-probabilities, for the CRF over emissions plus learned transitions), so an I- tag
+never follows O or another type in the output.
 Entities go to ``doc.spans[spans_key]`` with per-span scores (the mean probability of
 the decoded tag over the span's tokens: softmax probabilities, or CRF marginals) in
 ``attrs["scores"]``, and, with ``set_ents``, to ``doc.ents``.
@@ -19,7 +21,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..bio import split_tag, tag_inventory
+from ..bio import TAGGINGS, split_tag, tag_inventory
 from ..bio_decoding import FORBIDDEN, bio_constraints, pad_flat, viterbi
 from ..entity_writing import write_entities
 from ..layers.crf import crf_loss, tag_marginals
@@ -46,6 +48,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
         "model": DEFAULT_MODEL,
         "spans_key": None,
         "set_ents": True,
+        "tagging": "iob",
         "scheme": "welt",
         "beta": 0.9,
         "weight_strength": 1.0,
@@ -60,6 +63,7 @@ def make_tagger(
     model: Model[List[Doc], List[Floats2d]],
     spans_key: Optional[str],
     set_ents: bool,
+    tagging: str,
     scheme: str,
     beta: float,
     weight_strength: float,
@@ -70,6 +74,8 @@ def make_tagger(
 
     spans_key: span group for the predictions (default: the component's name).
     set_ents: also write the predictions to doc.ents.
+    tagging: "iob" (IOB2: B-X, I-X) or "iobes" (also E-X for an entity's last token and
+        S-X for a one-token entity).
     scheme, beta, weight_strength: class weighting of the loss (spacy_bioner.weights),
         computed from the training tags in initialize(); ignored when class_weights is set.
     class_weights: explicit weight per tag ("O", "B-Disease", ...), all tags required.
@@ -82,6 +88,7 @@ def make_tagger(
         name,
         spans_key=spans_key,
         set_ents=set_ents,
+        tagging=tagging,
         scheme=scheme,
         beta=beta,
         weight_strength=weight_strength,
@@ -103,6 +110,7 @@ class BioTagger(EntityPipe):
         *,
         spans_key: Optional[str] = None,
         set_ents: bool = True,
+        tagging: str = "iob",
         scheme: str = "welt",
         beta: float = 0.9,
         weight_strength: float = 1.0,
@@ -110,6 +118,8 @@ class BioTagger(EntityPipe):
         scorer: Optional[Callable] = None,
     ) -> None:
         check_scheme(name, scheme)
+        if tagging not in TAGGINGS:
+            raise ValueError(f"[{name}] unknown tagging {tagging!r}; valid: {', '.join(TAGGINGS)}")
         if model.attrs.get("output") == "crf" and (scheme != "none" or class_weights):
             raise ValueError(
                 f"[{name}] class weights do not apply to the CRF output (its loss is a sequence "
@@ -124,6 +134,7 @@ class BioTagger(EntityPipe):
             "labels": [],
             "spans_key": spans_key,
             "set_ents": set_ents,
+            "tagging": tagging,
             "scheme": scheme,
             "beta": beta,
             "weight_strength": weight_strength,
@@ -139,8 +150,13 @@ class BioTagger(EntityPipe):
 
     @property
     def tags(self) -> List[str]:
-        """The IOB2 tags the model predicts, in output order."""
-        return tag_inventory(self.cfg["labels"])
+        """The tags the model predicts (IOB2 or IOBES), in output order."""
+        return tag_inventory(self.cfg["labels"], self.tagging)
+
+    @property
+    def tagging(self) -> str:
+        """The tag scheme, "iob" or "iobes"; a pipeline saved before the setting existed is IOB2."""
+        return self.cfg.get("tagging", "iob")
 
     @property
     def is_crf(self) -> bool:
@@ -194,8 +210,8 @@ class BioTagger(EntityPipe):
         self.model.initialize(X=doc_sample)
 
     def _aligned_tags(self, example: Example, index: int) -> List[Optional[str]]:
-        """IOB2 gold tag of each predicted token; None where unknown or misaligned."""
-        return aligned_iob_tags(self.name, example, index, self.labels)
+        """Gold tag of each predicted token; None where unknown or misaligned."""
+        return aligned_iob_tags(self.name, example, index, self.labels, self.tagging)
 
     def _gold_ids(self, examples: Iterable[Example]) -> List[numpy.ndarray]:
         """Gold tag ids per example (-1 where unknown), as host arrays."""
@@ -245,14 +261,12 @@ class BioTagger(EntityPipe):
         if self.is_crf:
             d_scores = [xp.zeros_like(s) for s in scores]
             nonempty = [i for i, s in enumerate(scores) if len(s)]
-            forbidden, forbidden_start = bio_constraints(self.tags)
             n_tokens = sum(len(s) for s in scores)
             loss, d_nonempty = crf_loss(
                 self.model.get_ref("crf"),
                 [scores[i] for i in nonempty],
                 [gold[i] for i in nonempty],
-                forbidden,
-                forbidden_start,
+                *bio_constraints(self.tags),
                 scale=1.0 / n_tokens,
             )
             for i, d in zip(nonempty, d_nonempty):
@@ -287,18 +301,18 @@ class BioTagger(EntityPipe):
         scores[spaces, 1:] += FORBIDDEN
         nonempty = lengths[lengths > 0]
         emissions = pad_flat(numpy, scores, nonempty)
-        forbidden, forbidden_start = bio_constraints(self.tags)
+        forbidden, forbidden_start, forbidden_end = bio_constraints(self.tags)
         if self.is_crf:
             crf = self.model.get_ref("crf")
             transitions = ops.to_numpy(crf.get_param("transitions")) + forbidden
             start = ops.to_numpy(crf.get_param("start")) + forbidden_start
-            end = ops.to_numpy(crf.get_param("end"))
+            end = ops.to_numpy(crf.get_param("end")) + forbidden_end
             paths = viterbi(numpy, emissions, nonempty, transitions, start, end)
             confidences = self._entity_marginals(emissions, nonempty, paths, transitions, start, end)
         else:
             probs = softmax(numpy, emissions)
             log_probs = numpy.log(numpy.maximum(probs, 1e-12))
-            paths = viterbi(numpy, log_probs, nonempty, forbidden, forbidden_start, numpy.zeros_like(forbidden_start))
+            paths = viterbi(numpy, log_probs, nonempty, forbidden, forbidden_start, forbidden_end)
             confidences = numpy.take_along_axis(probs, paths[:, :, None], axis=2)[:, :, 0]
         rows = iter(range(len(nonempty)))
         out_paths, out_confidences = [], []
@@ -325,17 +339,17 @@ class BioTagger(EntityPipe):
         self, docs: Iterable[Doc], predictions: Tuple[List[numpy.ndarray], List[numpy.ndarray]]
     ) -> None:
         """Entities to doc.spans[spans_key] (and doc.ents), each scored by the mean
-        probability of its tags. Paths are valid IOB2, so an entity is a B tag and the
-        I tags after it: found for the whole batch at once, not token by token."""
+        probability of its tags. Paths are valid, so an entity is a B (or S) tag and the
+        I (and E) tags after it: found for the whole batch at once, not token by token."""
         paths, confidences = predictions
-        labels = [split_tag(tag)[1] for tag in self.tags]
-        is_begin = numpy.asarray([tag.startswith("B-") for tag in self.tags])
-        is_inside = numpy.asarray([tag.startswith("I-") for tag in self.tags])
+        prefixes, labels = zip(*(split_tag(tag) for tag in self.tags))
+        is_begin = numpy.asarray([prefix in ("B", "S") for prefix in prefixes])
+        is_inside = numpy.asarray([prefix in ("I", "E") for prefix in prefixes])
         lengths = numpy.asarray([len(path) for path in paths], dtype="int64")
         doc_ends = numpy.cumsum(lengths)
         doc_starts = doc_ends - lengths
         path = numpy.concatenate([numpy.zeros((0,), dtype="i"), *paths])
-        # an entity ends at the first token after its start that is not an I tag, or at its doc's end
+        # an entity ends at the first token after its start that is not an I or E tag, or at its doc's end
         breaks = numpy.union1d(numpy.flatnonzero(~is_inside[path]), doc_ends)
         starts = numpy.flatnonzero(is_begin[path])
         ends = breaks[numpy.searchsorted(breaks, starts, side="right")]

@@ -1,13 +1,14 @@
-"""Linear-chain CRF over BIO tags: a Thinc layer holding the transition scores, and the
-batched forward-backward algorithm and loss it needs (array code, CPU or GPU).
+"""Linear-chain CRF over IOB2 or IOBES tags: a Thinc layer holding the transition
+scores, and the batched forward-backward algorithm and loss it needs (array code, CPU
+or GPU).
 
 The layer is the identity on the emission scores during the forward pass; it owns the
 ``transitions`` (n_tags x n_tags), ``start`` and ``end`` parameters. The loss
 (:func:`crf_loss`) increments their gradients, so ``finish_update`` trains them like
-any other parameter. Transitions that are invalid in IOB2 (``O -> I-X``, ``B-X -> I-Y``,
-start -> ``I-X``) are forbidden in training and decoding alike (the masks and the
-Viterbi decoder are in :mod:`spacy_bioner.bio_decoding`), so decoded sequences are
-always valid and no repair rule is ever applied to predictions.
+any other parameter. Transitions that are invalid in the tag scheme (``O -> I-X``,
+``B-X -> I-Y``, start -> ``I-X``, ...) are forbidden in training and decoding alike
+(the masks and the Viterbi decoder are in :mod:`spacy_bioner.bio_decoding`), so decoded
+sequences are always valid and no repair rule is ever applied to predictions.
 
 The algorithms take the array module (`xp`, numpy or cupy) and loop over time steps
 only, never over documents or tokens: on a GPU each step is a few kernel launches for
@@ -126,6 +127,7 @@ def crf_loss(
     gold: List[Ints1d],
     forbidden_transitions,
     forbidden_start,
+    forbidden_end,
     scale: float = 1.0,
 ) -> Tuple[float, List[Floats2d]]:
     """Negative log-likelihood of the gold tags, summed over the batch and times `scale`.
@@ -139,7 +141,7 @@ def crf_loss(
     xp = ops.xp
     transitions = crf.get_param("transitions") + ops.asarray(forbidden_transitions)
     start = crf.get_param("start") + ops.asarray(forbidden_start)
-    end = crf.get_param("end")
+    end = crf.get_param("end") + ops.asarray(forbidden_end)
     padded, lengths = pad(xp, emissions)
     # Allowed tags per position, built on the host and moved in one transfer: the gold
     # tag, every tag where it is unknown (-1), none past the end (-2).
