@@ -19,6 +19,8 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 from spacy.util import get_lang_class
 
+from .entity_writing import greedy_non_overlapping
+
 # Names this short (after lowercasing and stripping) match too much to be evidence.
 MIN_NAME_CHARS = 2
 
@@ -101,16 +103,10 @@ class EntityDictionary:
         by_type: Dict[int, List[Tuple[int, int]]] = {}
         for key, start, end in matches:
             by_type.setdefault(self._type_of_key[key], []).append((start, end))
-        selected: Dict[int, List[Tuple[int, int]]] = {}
-        for type_index, spans in by_type.items():
-            taken: set = set()
-            kept = []
-            for start, end in sorted(spans, key=lambda span: (span[0] - span[1], span[0])):
-                if not taken.intersection(range(start, end)):
-                    kept.append((start, end))
-                    taken.update(range(start, end))
-            selected[type_index] = kept
-        return selected
+        return {
+            type_index: [spans[i] for i in greedy_non_overlapping(spans, [()] * len(spans))]
+            for type_index, spans in by_type.items()
+        }
 
     def _get_matcher(self) -> PhraseMatcher:
         """Build the matcher on first use, on a vocab of its own: match ids and LOWER
