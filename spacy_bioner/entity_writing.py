@@ -12,7 +12,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 def greedy_non_overlapping(bounds: Sequence[Tuple[int, int]], priorities: Sequence[Tuple[float, ...]]) -> List[int]:
     """The indices of a non-overlapping selection of token spans (start, end), chosen
     greedily: highest priority first (tuples compare in order), then longest, then
-    leftmost. The one rule behind doc.ents and the relation extractor's entities."""
+    leftmost. The one rule behind doc.ents, the relation extractor's entities and the
+    entity dictionary's matches."""
     order = sorted(
         range(len(bounds)),
         key=lambda i: (tuple(-p for p in priorities[i]), bounds[i][0] - bounds[i][1], bounds[i][0]),

@@ -31,7 +31,6 @@ maxout_pieces = 3
 """
 
 
-# BILUO prefixes of Example.get_aligned_ner mapped to IOB2.
 # spaCy's BILUO prefixes (Example.get_aligned_ner) in each tagging of spacy_bioner.bio
 _FROM_BILUO = {"iob": {"B": "B", "I": "I", "L": "I", "U": "B"}, "iobes": {"B": "B", "I": "I", "L": "E", "U": "S"}}
 
