@@ -132,9 +132,15 @@ def convert(
         None,
         help="spert: SpERT types file; relation types marked symmetric are stored in both directions (and written once).",
     ),
+    n_sents: int = typer.Option(
+        1,
+        min=1,
+        help="iob/iobes: sentences per doc, for files without -DOCSTART- lines (which mark the docs when present). "
+        "Consecutive sentences of one abstract in one doc give document-level components their context.",
+    ),
 ) -> None:
     """Convert IOB/IOBES TSV or SpERT JSON (entities and relations) to a spaCy DocBin
-    (one doc per sentence or record), or back."""
+    (one doc per record, or per document or `--n-sents` sentences of a TSV file), or back."""
     if input_path.exists() and output_path.exists() and os.path.samefile(input_path, output_path):
         _fail(f"INPUT and OUTPUT are the same file ({input_path}): converting in place would overwrite the input")
     nlp = spacy.blank(lang)
@@ -157,13 +163,14 @@ def convert(
     if output_path.suffix != ".spacy":
         _fail(f"OUTPUT must end in .spacy when INPUT is a TSV file: {output_path}")
     try:
-        docs, repairs = read_iob(input_path, nlp.vocab)
+        docs, repairs = read_iob(input_path, nlp.vocab, n_sents)
     except (CorpusFormatError, FileNotFoundError, UnicodeDecodeError) as err:
         _fail(str(err))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs).to_disk(output_path)
     n_ents = sum(len(doc.ents) for doc in docs)
-    typer.echo(f"Wrote {len(docs)} sentences, {n_ents} entities to {output_path}")
+    n_sentences = sum(len(list(doc.sents)) if doc.has_annotation("SENT_START") else 1 for doc in docs)
+    typer.echo(f"Wrote {len(docs)} docs ({n_sentences} sentences), {n_ents} entities to {output_path}")
     if repairs:
         typer.echo(f"Repaired {repairs} I-/E- tags that did not continue an entity (read as the start of a new one)")
 

@@ -15,12 +15,24 @@ def test_convert_to_docbin_and_back(tmp_path):
     source.write_text("IL-2\tB-Gene\ngene\tI-Gene\n\nx\tO\n", encoding="utf8")
     result = runner.invoke(app, ["convert", "iob", str(source), str(tmp_path / "out.spacy")])
     assert result.exit_code == 0, result.output
-    assert "2 sentences, 1 entities" in result.output
+    assert "2 docs (2 sentences), 1 entities" in result.output
     docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
     assert [(e.text, e.label_) for e in docs[0].ents] == [("IL-2 gene", "Gene")]
     result = runner.invoke(app, ["convert", "iobes", str(tmp_path / "out.spacy"), str(tmp_path / "back.tsv")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "back.tsv").read_text().splitlines()[:2] == ["IL-2\tB-Gene", "gene\tE-Gene"]
+
+
+def test_convert_groups_sentences_into_docs(tmp_path):
+    source = tmp_path / "in.tsv"
+    source.write_text("IL-2\tB-Gene\n\nx\tO\n\ny\tO\n", encoding="utf8")
+    result = runner.invoke(app, ["convert", "iob", str(source), str(tmp_path / "out.spacy"), "--n-sents", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 docs (3 sentences), 1 entities" in result.output
+    docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
+    assert [[s.text for s in doc.sents] for doc in docs] == [["IL-2", "x"], ["y"]]
+    result = runner.invoke(app, ["convert", "iob", str(source), str(tmp_path / "out.spacy"), "--n-sents", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
 
 
 def test_convert_reports_malformed_line_without_traceback(tmp_path):

@@ -57,6 +57,36 @@ def test_docstart_lines_and_crlf_are_handled(tmp_path, nlp):
     assert len(docs) == 1 and docs[0].ents[0].text == "x"
 
 
+def test_n_sents_groups_consecutive_sentences_into_docs(shared_data, nlp):
+    sentences, _ = read_iob(shared_data / "ner" / "NCBI-disease" / "devel.tsv", nlp.vocab)
+    docs, _ = read_iob(shared_data / "ner" / "NCBI-disease" / "devel.tsv", nlp.vocab, n_sents=10)
+    assert len(docs) == 93  # 923 sentences
+    assert [len(list(doc.sents)) for doc in docs[:2]] == [10, 10] and len(list(docs[-1].sents)) == 3
+    assert [sent.text for sent in docs[0].sents] == [doc.text for doc in sentences[:10]]
+    grouped = [(e.text, e.label_) for doc in docs for e in doc.ents]
+    assert grouped == [(e.text, e.label_) for doc in sentences for e in doc.ents]
+
+
+def test_docstart_lines_mark_the_docs_and_override_n_sents(tmp_path, nlp):
+    text = "-DOCSTART-\tO\n\na\tB-X\n\nb\tO\n\n-DOCSTART-\tO\n\nc\tO\n\nd\tB-X\ne\tI-X\n\nf\tO\n"
+    docs, _ = read_iob(_write(tmp_path, text), nlp.vocab, n_sents=2)
+    assert [[sent.text for sent in doc.sents] for doc in docs] == [["a", "b"], ["c", "d e", "f"]]
+    assert [(e.text, e.label_) for e in docs[1].ents] == [("d e", "X")]
+
+
+def test_grouped_docs_write_back_one_sentence_per_block(tmp_path, nlp):
+    text = "a\tB-X\nb\tO\n\nc\tO\n\nd\tB-X\ne\tI-X\n"
+    docs, _ = read_iob(_write(tmp_path, text), nlp.vocab, n_sents=3)
+    out = tmp_path / "out.tsv"
+    assert len(docs) == 1 and write_iob(docs, out) == 3
+    assert out.read_text() == text + "\n"
+
+
+def test_n_sents_below_one_is_an_error(tmp_path, nlp):
+    with pytest.raises(ValueError, match="n_sents"):
+        read_iob(_write(tmp_path, "a\tO\n"), nlp.vocab, n_sents=0)
+
+
 @pytest.mark.parametrize(
     "text,line,problem",
     [

@@ -57,10 +57,13 @@ class TaggedSentence:
     tokens: List[str] = field(default_factory=list)
     tags: List[str] = field(default_factory=list)
     line: int = 0
+    # The sentence follows a `-DOCSTART-` line: it begins a document.
+    starts_document: bool = False
 
 
 def read_tagged_sentences(path: Union[str, Path]) -> Iterator[TaggedSentence]:
-    """Sentences of a TSV file, validated line by line. `-DOCSTART-` lines are skipped."""
+    """Sentences of a TSV file, validated line by line. A `-DOCSTART-` line marks the
+    next sentence as the start of a document."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such corpus file: {path}")
@@ -71,9 +74,13 @@ def read_tagged_sentences(path: Union[str, Path]) -> Iterator[TaggedSentence]:
             if sentence.tokens:
                 n_sentences += 1
                 yield sentence
-            sentence = TaggedSentence()
+                sentence = TaggedSentence()
             continue
         if line.startswith("-DOCSTART-"):
+            if sentence.tokens:
+                n_sentences += 1
+                yield sentence
+            sentence = TaggedSentence(starts_document=True)
             continue
         columns = line.split("\t")
         if len(columns) < 2:
@@ -100,9 +107,41 @@ def sentence_to_doc(vocab: Vocab, sentence: TaggedSentence) -> Doc:
     """A Doc of one sentence with its entities in doc.ents.
 
     Tokens containing whitespace are kept whole (spaCy allows them)."""
-    doc = Doc(vocab, words=sentence.tokens, spaces=[True] * (len(sentence.tokens) - 1) + [False])
-    doc.ents = [Span(doc, start, end, label=label) for start, end, label in iob_to_spans(sentence.tags)]
+    return sentences_to_doc(vocab, [sentence])
+
+
+def sentences_to_doc(vocab: Vocab, sentences: Sequence[TaggedSentence]) -> Doc:
+    """A Doc of consecutive sentences (sentence starts set), entities in doc.ents."""
+    words = [token for sentence in sentences for token in sentence.tokens]
+    # One sentence keeps no sentence annotation, as before documents were grouped.
+    sent_starts = [i == 0 for sentence in sentences for i in range(len(sentence.tokens))] if len(sentences) > 1 else None
+    doc = Doc(vocab, words=words, spaces=[True] * (len(words) - 1) + [False], sent_starts=sent_starts)
+    ents, offset = [], 0
+    for sentence in sentences:
+        ents.extend(Span(doc, offset + start, offset + end, label=label) for start, end, label in iob_to_spans(sentence.tags))
+        offset += len(sentence.tokens)
+    doc.ents = ents
     return doc
+
+
+def group_sentences(sentences: Iterable[TaggedSentence], n_sents: int = 1) -> Iterator[List[TaggedSentence]]:
+    """Sentences grouped into documents: at the `-DOCSTART-` marks when the file has
+    them (as `spacy convert` does), otherwise `n_sents` consecutive sentences at a time.
+
+    Corpora such as NCBI-disease list the sentences of each abstract in order without
+    marks; grouping them gives document-level components (abbreviations) their context."""
+    if n_sents < 1:
+        raise ValueError(f"n_sents must be at least 1, got {n_sents}")
+    group: List[TaggedSentence] = []
+    marked = False
+    for sentence in sentences:
+        marked = marked or sentence.starts_document
+        if group and (sentence.starts_document if marked else len(group) == n_sents):
+            yield group
+            group = []
+        group.append(sentence)
+    if group:
+        yield group
 
 
 def count_repairs(tags: Sequence[str]) -> int:
@@ -117,12 +156,12 @@ def count_repairs(tags: Sequence[str]) -> int:
     return repairs
 
 
-def read_iob(path: Union[str, Path], vocab: Vocab) -> Tuple[List[Doc], int]:
-    """Docs (one per sentence) of a TSV file and the number of repaired tags."""
+def read_iob(path: Union[str, Path], vocab: Vocab, n_sents: int = 1) -> Tuple[List[Doc], int]:
+    """Docs of a TSV file (see `group_sentences`) and the number of repaired tags."""
     docs, repairs = [], 0
-    for sentence in read_tagged_sentences(path):
-        docs.append(sentence_to_doc(vocab, sentence))
-        repairs += count_repairs(sentence.tags)
+    for sentences in group_sentences(read_tagged_sentences(path), n_sents):
+        docs.append(sentences_to_doc(vocab, sentences))
+        repairs += sum(count_repairs(sentence.tags) for sentence in sentences)
     return docs, repairs
 
 
@@ -141,19 +180,22 @@ def tag_counts(docs: Iterable[Doc]) -> Dict[str, int]:
 
 
 def write_iob(docs: Iterable[Doc], path: Union[str, Path], scheme: str = "iob") -> int:
-    """Write docs as TSV in `scheme` ('iob' or 'iobes'); returns the number of sentences.
+    """Write docs as TSV in `scheme` ('iob' or 'iobes'), a blank line after each sentence
+    (a doc without sentence boundaries is one sentence); returns the number of sentences.
     Tokens that are whitespace only are skipped, as they cannot be written as a line; a
     token with a tab or a line break inside is a ValueError (it would not read back)."""
     n_sentences = 0
     with Path(path).open("w", encoding="utf8") as file:
         for i, doc in enumerate(docs):
-            rows = [(text, tag) for text, tag in doc_to_tags(doc, scheme) if text.strip()]
-            broken = next((text for text, _ in rows if _TSV_BREAKS.search(text)), None)
+            tagged = doc_to_tags(doc, scheme)
+            broken = next((text for text, _ in tagged if _TSV_BREAKS.search(text)), None)
             if broken is not None:
                 raise ValueError(f"doc {i}: the token {broken!r} holds a tab or a line break, which a TSV line cannot")
-            if not rows:
-                continue
-            file.writelines(f"{text}\t{tag}\n" for text, tag in rows)
-            file.write("\n")
-            n_sentences += 1
+            sentences = doc.sents if doc.has_annotation("SENT_START") else [doc[:]]
+            for sentence in sentences:
+                rows = [(text, tag) for text, tag in tagged[sentence.start : sentence.end] if text.strip()]
+                if rows:
+                    file.writelines(f"{text}\t{tag}\n" for text, tag in rows)
+                    file.write("\n")
+                    n_sentences += 1
     return n_sentences
