@@ -119,3 +119,13 @@ def test_tag_counts_list_o_first_then_by_entity_type(nlp, tmp_path):
     assert counts == {"O": 1, "B-Disease": 1, "I-Disease": 1, "B-Gene": 2}
     assert list(counts) == ["O", "B-Disease", "I-Disease", "B-Gene"]
     assert tag_counts([]) == {}
+
+
+def test_registered_reader_groups_sentences_like_convert(shared_data, nlp):
+    from spacy_bioner.corpora.readers import create_iob_reader
+
+    path = shared_data / "ner" / "NCBI-disease" / "devel.tsv"
+    examples = list(create_iob_reader(path, limit=2, n_sents=10)(nlp))
+    docs, _ = read_iob(path, nlp.vocab, n_sents=10)
+    assert [eg.reference.text for eg in examples] == [doc.text for doc in docs[:2]]
+    assert [[e.text for e in eg.reference.ents] for eg in examples] == [[e.text for e in d.ents] for d in docs[:2]]
