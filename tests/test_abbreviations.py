@@ -79,7 +79,11 @@ def test_a_span_group_is_extended_with_the_long_forms_attributes():
     group.attrs["scores"] = [0.75]
     doc.spans["sc"] = group
     doc = nlp(doc)
-    assert [(s.text, s.label_) for s in doc.spans["sc"]] == [("Wilms tumour", "Disease"), ("WT", "Disease"), ("WT", "Disease")]
+    assert [(s.text, s.label_) for s in doc.spans["sc"]] == [
+        ("Wilms tumour", "Disease"),
+        ("WT", "Disease"),
+        ("WT", "Disease"),
+    ]
     assert doc.spans["sc"].attrs["scores"] == [0.75, 0.75, 0.75]
     assert doc.ents == ()
     assert "other" not in nlp(_doc(nlp.vocab, "no group here")).spans

@@ -114,11 +114,15 @@ def sentences_to_doc(vocab: Vocab, sentences: Sequence[TaggedSentence]) -> Doc:
     """A Doc of consecutive sentences (sentence starts set), entities in doc.ents."""
     words = [token for sentence in sentences for token in sentence.tokens]
     # One sentence keeps no sentence annotation, as before documents were grouped.
-    sent_starts = [i == 0 for sentence in sentences for i in range(len(sentence.tokens))] if len(sentences) > 1 else None
+    sent_starts = (
+        [i == 0 for sentence in sentences for i in range(len(sentence.tokens))] if len(sentences) > 1 else None
+    )
     doc = Doc(vocab, words=words, spaces=[True] * (len(words) - 1) + [False], sent_starts=sent_starts)
     ents, offset = [], 0
     for sentence in sentences:
-        ents.extend(Span(doc, offset + start, offset + end, label=label) for start, end, label in iob_to_spans(sentence.tags))
+        ents.extend(
+            Span(doc, offset + start, offset + end, label=label) for start, end, label in iob_to_spans(sentence.tags)
+        )
         offset += len(sentence.tokens)
     doc.ents = ents
     return doc
