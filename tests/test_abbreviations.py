@@ -71,13 +71,19 @@ def test_nothing_changes_without_a_labelled_long_form(nlp):
     assert nlp(_doc(nlp.vocab, "")).ents == ()
 
 
+def _with_group(nlp, text, long_form, score):
+    doc = _doc(nlp.vocab, text, [long_form])
+    group = SpanGroup(doc, name="sc", spans=[Span(doc, *long_form)])
+    group.attrs["scores"] = [score]
+    doc.spans["sc"] = group
+    return doc
+
+
 def test_a_span_group_is_extended_with_the_long_forms_attributes():
     nlp = spacy.blank("en")
-    nlp.add_pipe("bioner_abbreviations", config={"spans_key": "sc"})
-    doc = _doc(nlp.vocab, "Wilms tumour ( WT ) in WT cases")
-    group = SpanGroup(doc, name="sc", spans=[Span(doc, 0, 2, label="Disease")])
-    group.attrs["scores"] = [0.75]
-    doc.spans["sc"] = group
+    nlp.add_pipe("bioner_abbreviations", config={"spans_key": "sc", "set_ents": False})
+    doc = _with_group(nlp, "Wilms tumour ( WT ) in WT cases", (0, 2, "Disease"), 0.75)
+    doc.ents = []
     doc = nlp(doc)
     assert [(s.text, s.label_) for s in doc.spans["sc"]] == [
         ("Wilms tumour", "Disease"),
@@ -86,7 +92,14 @@ def test_a_span_group_is_extended_with_the_long_forms_attributes():
     ]
     assert doc.spans["sc"].attrs["scores"] == [0.75, 0.75, 0.75]
     assert doc.ents == ()
-    assert "other" not in nlp(_doc(nlp.vocab, "no group here")).spans
+    assert "sc" not in nlp(_doc(nlp.vocab, "no group here")).spans
+
+
+def test_span_group_and_ents_stay_consistent():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bioner_abbreviations", config={"spans_key": "sc"})
+    doc = nlp(_with_group(nlp, "Wilms tumour ( WT ) in WT cases", (0, 2, "Disease"), 0.75))
+    assert [s.text for s in doc.spans["sc"]] == [e.text for e in doc.ents] == ["Wilms tumour", "WT", "WT"]
 
 
 def test_the_component_saves_and_loads(tmp_path):
@@ -100,6 +113,8 @@ def test_the_component_saves_and_loads(tmp_path):
     assert [e.text for e in doc.ents] == ["Wilms tumour", "WT", "WT"]
 
 
-def test_max_short_form_chars_is_checked():
+def test_settings_are_checked():
     with pytest.raises(ValueError, match="max_short_form_chars"):
         spacy.blank("en").add_pipe("bioner_abbreviations", config={"max_short_form_chars": 1})
+    with pytest.raises(ValueError, match="set_ents"):
+        spacy.blank("en").add_pipe("bioner_abbreviations", config={"set_ents": False})

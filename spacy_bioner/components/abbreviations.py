@@ -7,7 +7,8 @@ short form, which it cannot tell from a gene symbol without the definition. This
 component, placed after any component that writes entities (`bioner_tagger`, spaCy's
 `ner`, `bioner_ensemble`), finds the definitions whose long form is an entity and adds
 an entity of the same label at every other occurrence of the short form that no
-entity overlaps. Mentions of the form the model found are never removed or changed.
+entity overlaps, to that component's span group (with its scores) and to doc.ents.
+Mentions the model found are never removed or changed.
 
 It needs documents, not sentences: an abstract is one Doc (see `convert --n-sents`).
 """
@@ -23,21 +24,26 @@ from ..abbreviations import defined_short_forms, occurrences
 @Language.factory(
     "bioner_abbreviations",
     assigns=["doc.ents", "doc.spans"],
-    default_config={"spans_key": None, "max_short_form_chars": 10},
+    default_config={"spans_key": None, "set_ents": True, "max_short_form_chars": 10},
 )
 def make_abbreviations(
-    nlp: Language, name: str, spans_key: Optional[str], max_short_form_chars: int
+    nlp: Language, name: str, spans_key: Optional[str], set_ents: bool, max_short_form_chars: int
 ) -> "AbbreviationPropagator":
-    """spans_key: the span group to read and extend; None: doc.ents.
+    """spans_key: the span group whose entities define and receive the short forms
+        (e.g. "bioner_tagger"); None: doc.ents.
+    set_ents: also add the new entities to doc.ents (where no entity overlaps).
     max_short_form_chars: the longest short form, in characters without spaces."""
     if max_short_form_chars < 2:
         raise ValueError(f"{name}: max_short_form_chars must be at least 2, got {max_short_form_chars}")
-    return AbbreviationPropagator(spans_key, max_short_form_chars)
+    if spans_key is None and not set_ents:
+        raise ValueError(f"{name}: with spans_key = null (read doc.ents) set_ents must be true, or nothing is written")
+    return AbbreviationPropagator(spans_key, set_ents, max_short_form_chars)
 
 
 class AbbreviationPropagator:
-    def __init__(self, spans_key: Optional[str] = None, max_short_form_chars: int = 10):
+    def __init__(self, spans_key: Optional[str] = None, set_ents: bool = True, max_short_form_chars: int = 10):
         self.spans_key = spans_key
+        self.set_ents = set_ents
         self.max_short_form_chars = max_short_form_chars
 
     def __call__(self, doc: Doc) -> Doc:
@@ -58,16 +64,20 @@ class AbbreviationPropagator:
                     added.append(Span(doc, start, end, label=long_form.label))
                     sources.append(long_form)
                     taken[start:end] = [True] * (end - start)
-        if added:
-            self._write(doc, added, sources)
+        if added and self.spans_key is not None:
+            self._extend_group(doc, added, sources)
+        if added and self.set_ents:
+            ents = list(doc.ents)
+            in_ents = [False] * len(doc)
+            for ent in ents:
+                in_ents[ent.start : ent.end] = [True] * len(ent)
+            ents += [span for span in added if not any(in_ents[span.start : span.end])]
+            doc.ents = sorted(ents, key=lambda span: span.start)
         return doc
 
-    def _write(self, doc: Doc, added: List[Span], sources: List[Span]) -> None:
-        """Add the new entities; in a span group, each inherits its long form's per-span
+    def _extend_group(self, doc: Doc, added: List[Span], sources: List[Span]) -> None:
+        """Append the new spans to the group; each copies its long form's per-span
         attributes (such as the score)."""
-        if self.spans_key is None:
-            doc.ents = sorted(list(doc.ents) + added, key=lambda span: span.start)
-            return
         group = doc.spans[self.spans_key]
         index = {(span.start, span.end, span.label): i for i, span in enumerate(group)}
         extended = SpanGroup(doc, name=group.name, spans=list(group) + added)
