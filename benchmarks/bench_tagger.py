@@ -1,7 +1,10 @@
 """Benchmark: spaCy's `ner` vs the default `bioner_tagger` (configs/tagger.cfg: CRF
 output, dictionary features in the CNN tok2vec) and the same tagger with a softmax
 output and WeLT weights, all with the same tok2vec width and depth, training steps and
-seeds. Model-best is chosen on dev; rows give the test mean ± sd over the seeds.
+seeds. Every system trains on single sentences; dev and test are read as documents of
+--doc-sents consecutive sentences (the corpora keep each abstract's sentences in order),
+the context that the default pipeline's `bioner_abbreviations` uses. Model-best is
+chosen on dev; rows give the test mean ± sd over the seeds.
 Writes benchmarks/results/tagger_<corpus>.md/.json.
 
     python benchmarks/bench_tagger.py NCBI-disease --steps 4000 --seeds 0 --seeds 1 --seeds 2 --jobs 2
@@ -32,10 +35,23 @@ def main(
     seeds: List[int] = typer.Option([0, 1, 2], help="Seeds; every system trains once per seed."),
     jobs: int = typer.Option(2, help="Trainings at once."),
     gpu_id: int = typer.Option(-1, help="GPU for training (-1: CPU)."),
+    doc_sents: int = typer.Option(40, help="Consecutive sentences per dev and test doc (train: one each)."),
+    systems: List[str] = typer.Option(
+        [spec.split("=", 1)[0] for spec in VARIANTS], "--system", help="Systems to train (default: all)."
+    ),
 ) -> None:
+    known = [spec.split("=", 1)[0] for spec in VARIANTS]
+    if set(systems) - set(known):
+        raise typer.BadParameter(f"unknown --system {sorted(set(systems) - set(known))}; choose from {known}")
     os.chdir(ROOT)  # every path below, and so in the results, is relative to the project
     corpus_dir = Path("corpus") / corpus
-    for split in ("train", "devel", "test"):
+    # Training reads single sentences; dev and test are read as documents, as the
+    # project's `convert` writes them (devel_docs.spacy, test_docs.spacy).
+    for split, file_name, n_sents in (
+        ("train", "train.spacy", 1),
+        ("devel", "devel_docs.spacy", doc_sents),
+        ("test", "test_docs.spacy", doc_sents),
+    ):
         command = [
             sys.executable,
             "-m",
@@ -43,7 +59,9 @@ def main(
             "convert",
             "iob",
             str(data / "ner" / corpus / f"{split}.tsv"),
-            str(corpus_dir / f"{split}.spacy"),
+            str(corpus_dir / file_name),
+            "--n-sents",
+            str(n_sents),
         ]
         subprocess.run(command, check=True, cwd=ROOT)
     command = [
@@ -53,10 +71,17 @@ def main(
         f"benchmarks/results/tagger_{corpus}",
         "--models",
         f"training/bench_tagger/{corpus}",
+        "--dev-file",
+        "devel_docs.spacy",
+        "--test-file",
+        "test_docs.spacy",
     ]
     dictionary = f"paths.dictionary={data / 'kb' / 'combined_entity_names.tsv'}"
     command += [
-        arg for spec in VARIANTS for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")
+        arg
+        for spec in VARIANTS
+        if spec.split("=", 1)[0] in systems
+        for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")
     ]
     command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [
         arg for seed in seeds for arg in ("--seed", str(seed))

@@ -38,7 +38,14 @@ from spacy_bioner.scoring import score_entities
 
 
 def train(
-    config: str, overrides: List[str], corpus: Path, output: Path, steps: int, seed: int, gpu_id: int = -1
+    config: str,
+    overrides: List[str],
+    corpus: Path,
+    output: Path,
+    steps: int,
+    seed: int,
+    gpu_id: int = -1,
+    dev_file: str = "devel.spacy",
 ) -> float:
     """Run `spacy train` and return its wall-clock time in seconds."""
     command = [
@@ -52,7 +59,7 @@ def train(
         "--paths.train",
         str(corpus / "train.spacy"),
         "--paths.dev",
-        str(corpus / "devel.spacy"),
+        str(corpus / dev_file),
         "--training.max_steps",
         str(steps),
         "--system.seed",
@@ -146,7 +153,7 @@ def markdown_table(rows: List[Dict[str, object]]) -> str:
 
 
 def main(
-    corpus: Path = typer.Argument(..., help="Directory with train/devel/test.spacy."),
+    corpus: Path = typer.Argument(..., help="Directory with train.spacy and the dev and test files."),
     output: Path = typer.Argument(..., help="Output prefix: writes OUTPUT.md and OUTPUT.json."),
     variant: List[str] = typer.Option(..., help="'name=config.cfg [section.key=value ...]', repeatable."),
     steps: int = typer.Option(4000, help="Training steps for every variant."),
@@ -155,6 +162,8 @@ def main(
     speed_rounds: int = typer.Option(3, help="Passes per system for the speed comparison (best kept)."),
     models: Optional[Path] = typer.Option(None, help="Directory for the trained models (default: OUTPUT/)."),
     gpu_id: int = typer.Option(-1, help="GPU for training (-1: CPU); scoring and timing stay on the CPU."),
+    dev_file: str = typer.Option("devel.spacy", help="The dev file in CORPUS (model-best is chosen on it)."),
+    test_file: str = typer.Option("test.spacy", help="The test file in CORPUS."),
 ) -> None:
     """Train every variant with every seed (model-best selected on dev), score it on
     test, and time the first seed's models against each other in one process."""
@@ -169,20 +178,20 @@ def main(
     def run(job) -> Dict[str, object]:
         name, rest, config, overrides, s = job
         model_dir = models / f"{name}_seed{s}"
-        seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id)
+        seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id, dev_file)
         best = model_dir / "model-best"
         return {
             "system": name,
             "seed": s,
             "train_seconds": seconds,
             "dev_f": dev_score(best),
-            **test_scores(best, corpus / "test.spacy"),
+            **test_scores(best, corpus / test_file),
         }
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(run, jobs_list))
     rows = [summarise(name, rest, [r for r in runs if r["system"] == name]) for name, rest, _, _ in specs]
-    texts = [doc.text for doc in DocBin().from_disk(corpus / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    texts = [doc.text for doc in DocBin().from_disk(corpus / test_file).get_docs(spacy.blank("en").vocab)]
     speeds = interleaved_speeds(
         {name: models / f"{name}_seed{seed[0]}" / "model-best" for name, *_ in specs},
         texts,
