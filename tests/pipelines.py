@@ -4,7 +4,8 @@ package-wide reliability tests (safe loading, round trips, odd input).
 `PIPELINES` names them; the `pipelines` fixture (conftest.py) gives a `Pipelines`
 object that trains a pipeline on first use, saves it and loads it back:
 
-- tagger_softmax, tagger_crf: `bioner_tagger` with either output;
+- tagger_softmax, tagger_crf: `bioner_tagger` with either output; tagger_crf is followed
+  by `bioner_abbreviations` on its span group, as in configs/tagger.cfg;
 - spans: `bioner_spans` on nested entities;
 - relations: `bioner_relations`;
 - llm: `bioner_llm_tagger` on the tiny random Llama of tests/llm_helpers.py, with the
@@ -42,6 +43,7 @@ TEXTS = [
     "   ",
     "cisplatin",
     "Haloperidol may trigger neuroleptic malignant syndrome.\n\nTamoxifen\tdaily .",
+    "Cisplatin causes acute kidney injury ( AKI ) . AKI resolved ; ( AKI ) ( ) ( (",
 ]
 
 NESTED = [
@@ -174,7 +176,10 @@ def build(name: str, tiny_llm: Callable[[], Path]) -> Language:
         spacy.util.fix_random_seed(0)
         output = name.split("_")[1]
         nlp = make_nlp(output, "none" if output == "crf" else "welt")
-        return train(nlp, make_examples(nlp), n_iter=30)
+        train(nlp, make_examples(nlp), n_iter=30)
+        if output == "crf":
+            nlp.add_pipe("bioner_abbreviations", config={"spans_key": "bioner_tagger"})
+        return nlp
     if name == "spans":
         nlp = spans_nlp()
         return fit(nlp, spans_examples(nlp), n_iter=40)
