@@ -19,6 +19,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
 from ..abbreviations import defined_short_forms, occurrences
+from ..entity_writing import select_non_overlapping
 
 
 @Language.factory(
@@ -67,12 +68,9 @@ class AbbreviationPropagator:
         if added and self.spans_key is not None:
             self._extend_group(doc, added, sources)
         if added and self.set_ents:
+            # The existing entities first, then the new ones where they do not overlap.
             ents = list(doc.ents)
-            in_ents = [False] * len(doc)
-            for ent in ents:
-                in_ents[ent.start : ent.end] = [True] * len(ent)
-            ents += [span for span in added if not any(in_ents[span.start : span.end])]
-            doc.ents = sorted(ents, key=lambda span: span.start)
+            doc.ents = select_non_overlapping(ents + added, [(1,)] * len(ents) + [(0,)] * len(added))
         return doc
 
     def _extend_group(self, doc: Doc, added: List[Span], sources: List[Span]) -> None:
