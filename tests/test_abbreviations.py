@@ -25,6 +25,7 @@ def _doc(vocab, text, ents=()):
         ("FH", "Familial hypercholesterolemia", True),
         ("HPT - JT", "hyperparathyroidism - jaw tumour", True),
         ("PAX6", "aniridia", False),
+        ("PAH", "deficiency of phenylalanine hydroxylase", True),  # the entity's last words
         # "x" occurs, but not at the start of a word
         ("XD", "oxidative damage", False),
         ("", "anything", False),
@@ -46,6 +47,22 @@ def test_definitions_need_an_entity_right_before_the_parenthesis():
     doc = _doc(vocab, text, [(0, 3, "Disease"), (13, 14, "Gene")])
     definitions = defined_short_forms(doc, list(doc.ents))
     assert {words: span.text for words, span in definitions.items()} == {("DMD",): "Duchenne muscular dystrophy"}
+
+
+@pytest.mark.parametrize(
+    "text,defined",
+    [
+        # the long form leaves two words of the entity uncovered: still a definition
+        ("X - linked spastic paraplegia ( SPG ) .", True),
+        # PAH abbreviates the enzyme, three words into the entity: not the disease
+        ("deficiency of the enzyme phenylalanine hydroxylase ( PAH ) .", False),
+    ],
+)
+def test_the_long_form_must_cover_the_entity_but_two_leading_words(text, defined):
+    vocab = spacy.blank("en").vocab
+    end = text.split().index("(")
+    doc = _doc(vocab, text, [(0, end, "Disease")])
+    assert bool(defined_short_forms(doc, list(doc.ents))) is defined
 
 
 def test_every_uncovered_short_form_gets_the_long_forms_label(nlp):
