@@ -82,10 +82,12 @@ def convert(data_dir: Path, work: Path) -> Dict[str, Path]:
 
 
 def ner_config(path: Path) -> Path:
-    """configs/tagger_trf.cfg with spaCy's `ner` in place of bioner_tagger."""
+    """configs/tagger_trf.cfg with spaCy's `ner` in place of bioner_tagger (and
+    without bioner_abbreviations, which reads the tagger's span group)."""
     config = load_config(CONFIG, interpolate=False)
     components = config["components"]
     tagger = components.pop("bioner_tagger")
+    components.pop("bioner_abbreviations")
     components["ner"] = Config(NER_COMPONENT)
     components["ner"]["model"]["tok2vec"] = tagger["model"]["tok2vec"]
     config["nlp"]["pipeline"] = ["transformer", "ner"]
