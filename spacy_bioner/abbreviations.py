@@ -44,11 +44,6 @@ def long_form_start(short: str, long: str) -> Optional[int]:
     return position + 1
 
 
-def is_short_form_of(short: str, long: str) -> bool:
-    """Whether `short` abbreviates `long` (Schwartz & Hearst; see `long_form_start`)."""
-    return long_form_start(short, long) is not None
-
-
 def short_form_candidates(doc: Doc, max_chars: int = 10) -> Iterator[Span]:
     """Spans of up to MAX_SHORT_FORM_TOKENS tokens between "(" and ")" that can be a
     short form: 2 to `max_chars` characters, beginning with a letter or a digit, with
