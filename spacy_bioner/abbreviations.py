@@ -27,8 +27,8 @@ def long_form_start(short: str, long: str) -> Optional[int]:
     `short` does not abbreviate `long`: the short form's characters, letters and digits
     only, occur in `long` in order, case-insensitively, matched from the end, and its
     first one begins a word of `long`. The offset is that first character's."""
-    short_chars = [c.lower() for c in short if c.isalnum()]
-    long = long.lower()
+    short_chars = [_fold(c) for c in short if c.isalnum()]
+    long = "".join(_fold(c) for c in long)
     if not short_chars:
         return None
     position = len(long) - 1
@@ -42,6 +42,12 @@ def long_form_start(short: str, long: str) -> Optional[int]:
             return None
         position -= 1
     return position + 1
+
+
+def _fold(char: str) -> str:
+    """`char` lowercased to one character, so that offsets into the folded text are
+    offsets into the original ('İ'.lower() is two characters: 'i' and a combining dot)."""
+    return char.lower()[0]
 
 
 def short_form_candidates(doc: Doc, max_chars: int = 10) -> Iterator[Span]:

@@ -35,6 +35,20 @@ def test_short_form_test_of_schwartz_and_hearst(short, long, expected):
     assert (long_form_start(short, long) is not None) is expected
 
 
+@pytest.mark.parametrize(
+    "short,long,long_form",
+    [
+        ("IBS", "with irritable bowel syndrome", "irritable bowel syndrome"),
+        # 'İ' lowercases to two characters; the offset must still point into `long`
+        ("IBS", "İstanbul irritable bowel syndrome", "irritable bowel syndrome"),
+    ],
+)
+def test_long_form_start_is_an_offset_into_the_long_form(short, long, long_form):
+    start = long_form_start(short, long)
+    assert start is not None
+    assert long[start:] == long_form
+
+
 def test_short_form_candidates():
     vocab = spacy.blank("en").vocab
     doc = _doc(vocab, "a ( HPT - JT ) b ( see below ) c ( 4 ) d ( ABCDEFGHIJKL ) e ( DM ) ( f")
