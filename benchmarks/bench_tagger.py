@@ -1,7 +1,8 @@
 """Benchmark: spaCy's `ner` vs the default `bioner_tagger` (configs/tagger.cfg: CRF
-output, dictionary features in the CNN tok2vec) and the same tagger with a softmax
-output and WeLT weights, all with the same tok2vec width and depth, training steps and
-seeds. Every system trains on single sentences; dev and test are read as documents of
+output, dictionary features in the CNN tok2vec, parameter averaging) and the same
+tagger with a softmax output and WeLT weights, all with the same tok2vec width and
+depth, training steps and seeds. spaCy's `ner` runs twice: with spaCy's default
+optimizer (no averaging) and with the averaging the default tagger uses. Every system trains on single sentences; dev and test are read as documents of
 --doc-sents consecutive sentences (the corpora keep each abstract's sentences in order),
 the context that the default pipeline's `bioner_abbreviations` uses. Model-best is
 chosen on dev; rows give the test mean ± sd over the seeds.
@@ -21,6 +22,7 @@ import typer
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [
     "spacy_ner=benchmarks/configs/spacy_ner.cfg",
+    "spacy_ner_averages=benchmarks/configs/spacy_ner.cfg training.optimizer.use_averages=true",
     "bioner_tagger=configs/tagger.cfg",
     "bioner_tagger_welt=configs/tagger.cfg components.bioner_tagger.model.output=softmax components.bioner_tagger.scheme=welt",
 ]
