@@ -2,9 +2,10 @@
 output, dictionary features in the CNN tok2vec, parameter averaging) and the same
 tagger with a softmax output and WeLT weights, all with the same tok2vec width and
 depth, training steps and seeds. spaCy's `ner` runs twice: with spaCy's default
-optimizer (no averaging) and with the averaging the default tagger uses. Every system trains on single sentences; dev and test are read as documents of
---doc-sents consecutive sentences (the corpora keep each abstract's sentences in order),
-the context that the default pipeline's `bioner_abbreviations` uses. Model-best is
+optimizer (no averaging) and with the averaging the default tagger uses. Every system
+trains on single sentences; dev and test are read as documents of --doc-sents
+consecutive sentences (the corpora keep each abstract's sentences in order), the
+context that the default pipeline's `bioner_abbreviations` uses. Model-best is
 chosen on dev; rows give the test mean ± sd over the seeds.
 Writes benchmarks/results/tagger_<corpus>.md/.json.
 
