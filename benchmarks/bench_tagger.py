@@ -10,13 +10,20 @@ chosen on dev; rows give the test mean ± sd over the seeds.
 Writes benchmarks/results/tagger_<corpus>.md/.json.
 
     python benchmarks/bench_tagger.py NCBI-disease --steps 4000 --seeds 0 --seeds 1 --seeds 2 --jobs 2
+
+A corpus outside the mirror's ner/ folder, e.g. ADE fold 0 (ade_ner_corpus.py writes it;
+its sentences are unrelated, so dev and test stay one sentence per doc):
+
+    python benchmarks/ade_ner_corpus.py --fold 0 --output assets/ade_ner
+    python benchmarks/bench_tagger.py ADE --data assets/ade_ner \
+        --dictionary ../shared/data/kb/combined_entity_names.tsv --doc-sents 1 --steps 4000
 """
 
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -33,6 +40,10 @@ def main(
     corpus: str = typer.Argument("NCBI-disease"),
     data: Path = typer.Option(
         Path("../shared/data"), help="Mirror directory with ner/<corpus>/ and kb/ (relative to the project)."
+    ),
+    dictionary: Optional[Path] = typer.Option(
+        None,
+        help="Entity-name TSV for the tagger's dictionary features (default: <data>/kb/combined_entity_names.tsv).",
     ),
     steps: int = typer.Option(4000),
     seeds: List[int] = typer.Option([0, 1, 2], help="Seeds; every system trains once per seed."),
@@ -79,12 +90,12 @@ def main(
         "--test-file",
         "test_docs.spacy",
     ]
-    dictionary = f"paths.dictionary={data / 'kb' / 'combined_entity_names.tsv'}"
+    dictionary_setting = f"paths.dictionary={dictionary or data / 'kb' / 'combined_entity_names.tsv'}"
     command += [
         arg
         for spec in VARIANTS
         if spec.split("=", 1)[0] in systems
-        for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary}")
+        for arg in ("--variant", spec if "tagger.cfg" not in spec else f"{spec} {dictionary_setting}")
     ]
     command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [
         arg for seed in seeds for arg in ("--seed", str(seed))
