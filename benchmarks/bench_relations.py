@@ -43,6 +43,7 @@ from typing import Any, Dict, Iterable, List
 
 import spacy
 import srsly
+from ade_folds import hold_out_dev
 from paths import display_command, display_path
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
@@ -70,10 +71,6 @@ VARIANTS: Dict[str, List[str]] = {
     "no-entity-logits": ["--components.bioner_relations.model.entity_logits", "false"],
 }
 F1_COLUMNS = ("NER F1", "RE strict F1", "RE boundaries F1")
-
-
-# The share of an ADE fold's training sentences held out as its dev split.
-ADE_DEV_SHARE = 0.1
 
 
 def read_docs(names, dataset: str, data: Path) -> List[Doc]:
@@ -116,10 +113,8 @@ def prepare_fold(dataset: str, fold: int, workdir: Path, data: Path, split: str 
             write_docbin(read_docs([name], dataset, data), fold_dir / "train" / f"{name}.spacy")
         dev_docs = read_docs(["conll04_dev"], dataset, data)
     else:
-        train_docs = read_docs(train_names, dataset, data)
-        n_dev = int(len(train_docs) * ADE_DEV_SHARE)
-        write_docbin(train_docs[: len(train_docs) - n_dev], fold_dir / "train" / f"{train_names[0]}.spacy")
-        dev_docs = train_docs[len(train_docs) - n_dev :]
+        train_docs, dev_docs = hold_out_dev(read_docs(train_names, dataset, data))
+        write_docbin(train_docs, fold_dir / "train" / f"{train_names[0]}.spacy")
     write_docbin(dev_docs, fold_dir / "dev.spacy")
     write_docbin(read_docs([test_name], dataset, data) if test_name else dev_docs, fold_dir / "scored.spacy")
     return fold_dir
