@@ -53,6 +53,9 @@ def main(
     systems: List[str] = typer.Option(
         [spec.split("=", 1)[0] for spec in VARIANTS], "--system", help="Systems to train (default: all)."
     ),
+    reuse: bool = typer.Option(
+        False, help="Score models already in training/bench_tagger/<corpus> instead of training them again."
+    ),
 ) -> None:
     known = [spec.split("=", 1)[0] for spec in VARIANTS]
     if set(systems) - set(known):
@@ -100,6 +103,8 @@ def main(
     command += ["--steps", str(steps), "--jobs", str(jobs), "--gpu-id", str(gpu_id)] + [
         arg for seed in seeds for arg in ("--seed", str(seed))
     ]
+    if reuse:
+        command.append("--reuse")
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
 

@@ -132,8 +132,10 @@ def test_scores(model: Path, test_path: Path) -> Dict[str, object]:
 def summarise(name: str, config: str, runs: List[Dict[str, object]]) -> Dict[str, object]:
     """One row per variant: mean and spread over its seeds."""
     row: Dict[str, object] = {"system": name, "config": config, "seeds": [run["seed"] for run in runs], "runs": runs}
-    for key in ("ents_p", "ents_r", "ents_f", "dev_f", "train_seconds"):
+    for key in ("ents_p", "ents_r", "ents_f", "dev_f"):
         row[key], row[f"{key}_sd"] = mean_sd([float(run[key]) for run in runs])
+    trained = [float(run["train_seconds"]) for run in runs if run["train_seconds"] is not None]
+    row["train_seconds"], row["train_seconds_sd"] = mean_sd(trained) if trained else (None, None)
     return row
 
 
@@ -146,7 +148,8 @@ def markdown_table(rows: List[Dict[str, object]]) -> str:
         speed = row.get("words_per_second")
         lines.append(
             f"| {row['system']} | {100 * row['dev_f']:.2f} | {100 * row['ents_p']:.2f} | {100 * row['ents_r']:.2f} | "
-            f"{100 * row['ents_f']:.2f} ± {100 * row['ents_f_sd']:.2f} | {row['train_seconds']:.0f} | "
+            f"{100 * row['ents_f']:.2f} ± {100 * row['ents_f_sd']:.2f} | "
+            + (f"{row['train_seconds']:.0f} | " if row["train_seconds"] is not None else "- | ")
             + (f"{speed:.0f} |" if speed else "- |")
         )
     return "\n".join(lines)
@@ -164,6 +167,11 @@ def main(
     gpu_id: int = typer.Option(-1, help="GPU for training (-1: CPU); scoring and timing stay on the CPU."),
     dev_file: str = typer.Option("devel.spacy", help="The dev file in CORPUS (model-best is chosen on it)."),
     test_file: str = typer.Option("test.spacy", help="The test file in CORPUS."),
+    reuse: bool = typer.Option(
+        False,
+        help="Score a variant's model-best already in MODELS instead of training it again (it must come from the "
+        "same config, data, steps and seed); its train time is then not reported.",
+    ),
 ) -> None:
     """Train every variant with every seed (model-best selected on dev), score it on
     test, and time the first seed's models against each other in one process."""
@@ -178,8 +186,11 @@ def main(
     def run(job) -> Dict[str, object]:
         name, rest, config, overrides, s = job
         model_dir = models / f"{name}_seed{s}"
-        seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id, dev_file)
         best = model_dir / "model-best"
+        if reuse and best.is_dir():
+            seconds = None
+        else:
+            seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id, dev_file)
         return {
             "system": name,
             "seed": s,
@@ -207,7 +218,8 @@ def main(
         f"Corpus: {corpus.as_posix()}, {steps} steps, seeds {', '.join(map(str, seed))} (model-best on dev). "
         f"Test F1 is the mean over the seeds ± the sample standard deviation. Speed: `nlp.pipe` over the test texts, "
         f"batch 256, one thread, every system's seed-{seed[0]} model loaded in one process and timed in turn, "
-        f"best of {speed_rounds} passes. train s: wall time of `spacy train`, {jobs} at once."
+        f"best of {speed_rounds} passes. train s: wall time of `spacy train`, {jobs} at once"
+        + (" ('-': an existing model was scored, --reuse)." if reuse else ".")
     )
     Path(f"{output}.md").write_text(f"{header}\n\n{table}\n", encoding="utf8")
     Path(f"{output}.json").write_text(json.dumps(rows, indent=2), encoding="utf8")
