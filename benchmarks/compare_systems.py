@@ -134,8 +134,9 @@ def summarise(name: str, config: str, runs: List[Dict[str, object]]) -> Dict[str
     row: Dict[str, object] = {"system": name, "config": config, "seeds": [run["seed"] for run in runs], "runs": runs}
     for key in ("ents_p", "ents_r", "ents_f", "dev_f"):
         row[key], row[f"{key}_sd"] = mean_sd([float(run[key]) for run in runs])
-    trained = [float(run["train_seconds"]) for run in runs if run["train_seconds"] is not None]
-    row["train_seconds"], row["train_seconds_sd"] = mean_sd(trained) if trained else (None, None)
+    # A reused model has no train time; a mean over the others would pass for the row's.
+    times = [run["train_seconds"] for run in runs]
+    row["train_seconds"], row["train_seconds_sd"] = (None, None) if None in times else mean_sd(times)
     return row
 
 
@@ -219,7 +220,7 @@ def main(
         f"Test F1 is the mean over the seeds ± the sample standard deviation. Speed: `nlp.pipe` over the test texts, "
         f"batch 256, one thread, every system's seed-{seed[0]} model loaded in one process and timed in turn, "
         f"best of {speed_rounds} passes. train s: wall time of `spacy train`, {jobs} at once"
-        + (" ('-': an existing model was scored, --reuse)." if reuse else ".")
+        + (" ('-': at least one seed's existing model was scored, --reuse)." if reuse else ".")
     )
     Path(f"{output}.md").write_text(f"{header}\n\n{table}\n", encoding="utf8")
     Path(f"{output}.json").write_text(json.dumps(rows, indent=2), encoding="utf8")
