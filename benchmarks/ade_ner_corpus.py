@@ -1,6 +1,7 @@
 """Write an ADE cross-validation fold as an IOB NER corpus, so that `bench_tagger.py`
-can compare taggers on a third biomedical corpus (Drug, Adverse-Effect) that no
-setting of `configs/tagger.cfg` was chosen on.
+can compare taggers on a third biomedical corpus (Drug, Adverse-Effect). Its test split
+was never used to choose a setting of `configs/tagger.cfg`; its dev split was one of
+the three that chose the dropout (docs/tagger.md, "Dropout").
 
 ADE has no dev split: the training records that `bench_relations.py` holds out as the
 fold's dev split (`ade_folds.hold_out_dev`, the last 10%) become `devel.tsv`.
