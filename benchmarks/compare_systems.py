@@ -30,11 +30,30 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import typer
+from spacy.cli._util import parse_config_overrides
 from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
+from spacy.util import load_config
 
 from spacy_bioner.scoring import score_entities
+
+
+def train_settings(
+    overrides: List[str], corpus: Path, steps: int, seed: int, dev_file: str = "devel.spacy"
+) -> Dict[str, str]:
+    """The config settings a variant's training gets: its data, steps and seed, then the
+    variant's own `section.key=value` overrides (as `spacy train` options)."""
+    settings = {
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / dev_file),
+        "training.max_steps": str(steps),
+        "system.seed": str(seed),
+    }
+    for override in overrides:
+        key, value = override.split("=", 1)
+        settings[key] = value
+    return settings
 
 
 def train(
@@ -48,31 +67,32 @@ def train(
     dev_file: str = "devel.spacy",
 ) -> float:
     """Run `spacy train` and return its wall-clock time in seconds."""
-    command = [
-        sys.executable,
-        "-m",
-        "spacy",
-        "train",
-        config,
-        "--output",
-        str(output),
-        "--paths.train",
-        str(corpus / "train.spacy"),
-        "--paths.dev",
-        str(corpus / dev_file),
-        "--training.max_steps",
-        str(steps),
-        "--system.seed",
-        str(seed),
-        "--gpu-id",
-        str(gpu_id),
-    ]
-    for override in overrides:
-        key, value = override.split("=", 1)
+    command = [sys.executable, "-m", "spacy", "train", config, "--output", str(output), "--gpu-id", str(gpu_id)]
+    for key, value in train_settings(overrides, corpus, steps, seed, dev_file).items():
         command += [f"--{key}", value]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - start
+
+
+def config_mismatches(model: Path, config: str, settings: Dict[str, str]) -> List[str]:
+    """The settings of `config` with `settings` applied (as `spacy train` applies them)
+    that differ in the config saved with `model`, as 'section.key: saved X, expected Y'."""
+    expected = load_config(config, overrides=parse_config_overrides([f"--{k}={v}" for k, v in settings.items()]))
+    saved = load_config(model / "config.cfg")
+    mismatches = []
+
+    def compare(expected_section: dict, saved_section: object, path: str) -> None:
+        for key, value in expected_section.items():
+            name = f"{path}.{key}" if path else key
+            saved_value = saved_section.get(key, "(missing)") if isinstance(saved_section, dict) else "(missing)"
+            if isinstance(value, dict):
+                compare(value, saved_value, name)
+            elif saved_value != value:
+                mismatches.append(f"{name}: saved {saved_value!r}, expected {value!r}")
+
+    compare(expected, saved, "")
+    return mismatches
 
 
 def timed_predictions(model: Path, test_path: Path, batch_size: int) -> Tuple[Language, List[Example], float]:
@@ -170,8 +190,9 @@ def main(
     test_file: str = typer.Option("test.spacy", help="The test file in CORPUS."),
     reuse: bool = typer.Option(
         False,
-        help="Score a variant's model-best already in MODELS instead of training it again (it must come from the "
-        "same config, data, steps and seed); its train time is then not reported.",
+        help="Score a variant's model-best already in MODELS instead of training it again; its saved config must "
+        "match the variant's config, data, steps and seed (an error names any difference). Its train time is then "
+        "not reported.",
     ),
 ) -> None:
     """Train every variant with every seed (model-best selected on dev), score it on
@@ -189,6 +210,12 @@ def main(
         model_dir = models / f"{name}_seed{s}"
         best = model_dir / "model-best"
         if reuse and best.is_dir():
+            mismatches = config_mismatches(best, config, train_settings(overrides, corpus, steps, s, dev_file))
+            if mismatches:
+                raise SystemExit(
+                    f"--reuse: {best} was not trained as variant {name!r} with seed {s} "
+                    f"({'; '.join(mismatches[:5])}); delete it or run without --reuse"
+                )
             seconds = None
         else:
             seconds = train(config, overrides, corpus, model_dir, steps, s, gpu_id, dev_file)
