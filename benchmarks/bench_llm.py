@@ -9,7 +9,8 @@ Rows (strict test P/R/F1 and words/second of inference):
   with DBR and with random DBR, the paper's ablation);
 - multi-dataset instruction tuning: one model on the union of the datasets' training
   sentences (spacy_bioner.MultiCorpus.v1), scored on each test set;
-- baseline: bioner_tagger on MiniLM-L6 (configs/tagger_trf.cfg), same sentences and updates.
+- baseline: bioner_tagger on MiniLM-L6 (configs/tagger_trf.cfg with the softmax output and
+  WeLT weights, the config's default when the results were made), same sentences and updates.
 Both systems use AdamW (Thinc Adam, decoupled weight decay 0.01) at a constant 2e-4.
 SmolLM2 is read from its GGUF once and kept as a Hugging Face directory under --work.
 Writes benchmarks/results/llm_<name>.md and .json after every row.
@@ -94,7 +95,12 @@ def llm_pipeline(backbone: Path, settings: dict) -> spacy.Language:
 
 
 def baseline_pipeline() -> spacy.Language:
-    config = Config().from_disk(ROOT / "configs" / "tagger_trf.cfg", overrides={"paths.transformer": str(minilm_dir())})
+    overrides = {
+        "paths.transformer": str(minilm_dir()),
+        "components.bioner_tagger.model.output": "softmax",
+        "components.bioner_tagger.scheme": "welt",
+    }
+    config = Config().from_disk(ROOT / "configs" / "tagger_trf.cfg", overrides=overrides)
     return load_model_from_config(config, auto_fill=True)
 
 

@@ -46,8 +46,14 @@ CONFIG = ROOT / "configs" / "tagger_trf.cfg"
 RESULTS = ROOT / "benchmarks" / "results"
 SYSTEMS: Dict[str, Dict[str, str]] = {
     "ner": {},
-    "bioner_tagger none": {"components.bioner_tagger.scheme": "none"},
-    "bioner_tagger welt": {"components.bioner_tagger.scheme": "welt"},
+    "bioner_tagger none": {
+        "components.bioner_tagger.scheme": "none",
+        "components.bioner_tagger.model.output": "softmax",
+    },
+    "bioner_tagger welt": {
+        "components.bioner_tagger.scheme": "welt",
+        "components.bioner_tagger.model.output": "softmax",
+    },
     "bioner_tagger crf": {"components.bioner_tagger.scheme": "none", "components.bioner_tagger.model.output": "crf"},
 }
 NER_COMPONENT = {
