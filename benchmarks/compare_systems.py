@@ -34,7 +34,7 @@ from spacy.cli._util import parse_config_overrides
 from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
-from spacy.util import load_config
+from spacy.util import dict_to_dot, load_config
 
 from spacy_bioner.scoring import score_entities
 
@@ -79,20 +79,12 @@ def config_mismatches(model: Path, config: str, settings: Dict[str, str]) -> Lis
     """The settings of `config` with `settings` applied (as `spacy train` applies them)
     that differ in the config saved with `model`, as 'section.key: saved X, expected Y'."""
     expected = load_config(config, overrides=parse_config_overrides([f"--{k}={v}" for k, v in settings.items()]))
-    saved = load_config(model / "config.cfg")
-    mismatches = []
-
-    def compare(expected_section: dict, saved_section: object, path: str) -> None:
-        for key, value in expected_section.items():
-            name = f"{path}.{key}" if path else key
-            saved_value = saved_section.get(key, "(missing)") if isinstance(saved_section, dict) else "(missing)"
-            if isinstance(value, dict):
-                compare(value, saved_value, name)
-            elif saved_value != value:
-                mismatches.append(f"{name}: saved {saved_value!r}, expected {value!r}")
-
-    compare(expected, saved, "")
-    return mismatches
+    saved = dict_to_dot(load_config(model / "config.cfg"))
+    return [
+        f"{key}: saved {saved.get(key, '(missing)')!r}, expected {value!r}"
+        for key, value in dict_to_dot(expected).items()
+        if saved.get(key, "(missing)") != value
+    ]
 
 
 def timed_predictions(model: Path, test_path: Path, batch_size: int) -> Tuple[Language, List[Example], float]:
