@@ -100,6 +100,17 @@ def test_entry_points_work_in_a_fresh_process(trained, tmp_path):
     assert "('Cisplatin', 'Chemical')" in result.stdout
 
 
+def test_factory_default_is_the_crf_and_softmax_welt_is_a_setting():
+    """`add_pipe` without a config gives the output the benchmarks chose (the CRF, no
+    class weights); the paper's softmax with WeLT weights is two settings away."""
+    tagger = spacy.blank("en").add_pipe("bioner_tagger")
+    assert tagger.model.attrs["output"] == "crf" and tagger.model.has_ref("crf")
+    assert tagger.cfg["scheme"] == "none"
+    welt = spacy.blank("en").add_pipe("bioner_tagger", config={"model": {"output": "softmax"}, "scheme": "welt"})
+    assert welt.model.attrs["output"] == "softmax" and not welt.model.has_ref("crf")
+    assert welt.cfg["scheme"] == "welt"
+
+
 def test_class_weights_are_computed_from_training_tags():
     nlp = make_nlp(scheme="ins")
     train(nlp, make_examples(nlp), n_iter=1)

@@ -34,7 +34,7 @@ DEFAULT_TAGGER_MODEL = (
     """
 [model]
 @architectures = "spacy_bioner.Tagger.v1"
-output = "softmax"
+output = "crf"
 """
     + DEFAULT_CNN_TOK2VEC
 )
@@ -49,7 +49,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_TAGGER_MODEL)["model"]
         "spans_key": None,
         "set_ents": True,
         "tagging": "iob",
-        "scheme": "welt",
+        "scheme": "none",
         "beta": 0.9,
         "weight_strength": 1.0,
         "class_weights": None,
@@ -111,7 +111,7 @@ class BioTagger(EntityPipe):
         spans_key: Optional[str] = None,
         set_ents: bool = True,
         tagging: str = "iob",
-        scheme: str = "welt",
+        scheme: str = "none",
         beta: float = 0.9,
         weight_strength: float = 1.0,
         class_weights: Optional[Dict[str, float]] = None,
