@@ -247,6 +247,19 @@ def test_decide_argmax_and_threshold():
 # Gold data, sampling, weights ----------------------------------------------------------
 
 
+def test_factory_default_is_the_recipe_and_the_paper_is_a_setting():
+    """`add_pipe` without a config gives configs/spans.cfg's classifier (boundary, max-pool
+    and width parts, a hidden layer), which the benchmark chose; the paper's linear
+    classifier over [u_b; u_e] is two settings away."""
+    recipe = spacy.blank("en").add_pipe("bioner_spans").model
+    assert list(recipe.get_ref("span_vectors").attrs["parts"]) == ["boundary", "maxpool", "width"]
+    assert recipe.layers[-1] is not recipe.get_ref("output")  # a hidden layer before it
+    paper = {"representation": ["boundary"], "hidden_size": 0}
+    linear = spacy.blank("en").add_pipe("bioner_spans", config={"model": paper}).model
+    assert list(linear.get_ref("span_vectors").attrs["parts"]) == ["boundary"]
+    assert linear.layers[-1] is linear.get_ref("output")
+
+
 def test_gold_from_ents_when_no_span_group():
     spacy.util.fix_random_seed(0)
     nlp = make_nlp()

@@ -51,10 +51,10 @@ DEFAULT_SPANS_MODEL = (
     """
 [model]
 @architectures = "spacy_bioner.SpanClassifier.v1"
-representation = ["boundary"]
+representation = ["boundary", "maxpool", "width"]
 width_size = 25
 max_width = 32
-hidden_size = 0
+hidden_size = 128
 """
     + DEFAULT_CNN_TOK2VEC
 )
