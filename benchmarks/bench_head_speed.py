@@ -2,7 +2,8 @@
 against the CNN tok2vec alone and against spaCy's `ner` on the same tok2vec.
 
     nice -n 10 python benchmarks/bench_head_speed.py [--updates 300] [--sentences 1000] \
-        [--batch-size 256] [--output crf] [--work /tmp/bioner_head_speed] [--name head_speed]
+        [--batch-size 256] [--output crf] [--tagging iob] [--work /tmp/bioner_head_speed] \
+        [--name head_speed]
 
 One pipeline holds a CNN `tok2vec` (spaCy's `ner` default) and two listeners, a
 `bioner_tagger` and spaCy's `ner`, trained together on NCBI-disease train for a few
@@ -46,14 +47,14 @@ SYSTEMS = {
 }
 
 
-def build(output: str) -> Language:
+def build(output: str, tagging: str) -> Language:
     """A CNN tok2vec with a bioner_tagger and a spaCy ner listening to it."""
     nlp = spacy.blank("en")
     tok2vec = Config().from_str("[model]\n" + DEFAULT_CNN_TOK2VEC)["model"]["tok2vec"]
     nlp.add_pipe("tok2vec", config={"model": tok2vec})
     tagger = {"@architectures": "spacy_bioner.Tagger.v1", "output": output, "tok2vec": LISTENER}
     scheme = "none" if output == "crf" else "welt"
-    nlp.add_pipe("bioner_tagger", config={"model": tagger, "scheme": scheme, "set_ents": False})
+    nlp.add_pipe("bioner_tagger", config={"model": tagger, "scheme": scheme, "tagging": tagging, "set_ents": False})
     nlp.add_pipe(
         "ner",
         config={
@@ -71,12 +72,12 @@ def build(output: str) -> Language:
     return nlp
 
 
-def trained(path: Path, output: str, updates: int, seed: int = 0) -> Language:
+def trained(path: Path, output: str, tagging: str, updates: int, seed: int = 0) -> Language:
     """The pipeline saved at `path`, trained for `updates` batches of 32 first if absent."""
     if path.exists():
         return spacy.load(path)
     spacy.util.fix_random_seed(seed)
-    nlp = build(output)
+    nlp = build(output, tagging)
     docs, _ = read_iob(DATA / "train.tsv", nlp.vocab)
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
     optimizer = nlp.initialize(lambda: examples[:500])
@@ -116,6 +117,7 @@ def markdown(results: Dict) -> str:
     lines = [
         "# Inference cost of the tagger head (CNN tok2vec, NCBI-disease)",
         "",
+        f"`bioner_tagger` output {results['output']}, tagging {results['tagging']}. "
         f"{results['sentences']} test sentences, batch {results['batch_size']}, best of {results['rounds']} passes "
         f"taken in turn, one thread; {results['machine']}. The machine is shared (other jobs may run at the "
         "same time): compare the rows of one run, not runs with each other.",
@@ -132,7 +134,8 @@ def markdown(results: Dict) -> str:
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    nlp = trained(args.work / f"pipeline-{args.output}-{args.updates}", args.output, args.updates)
+    path = args.work / f"pipeline-{args.output}-{args.tagging}-{args.updates}"
+    nlp = trained(path, args.output, args.tagging, args.updates)
     docs, _ = read_iob(DATA / "test.tsv", nlp.vocab)
     texts = [doc.text for doc in docs[: args.sentences]]
     speeds = interleaved(nlp, texts, args.batch_size, args.rounds)
@@ -143,6 +146,7 @@ def main(args: argparse.Namespace) -> None:
         "rounds": args.rounds,
         "updates": args.updates,
         "output": args.output,
+        "tagging": args.tagging,
         "machine": f"{platform.processor() or platform.machine()}, CPU, 1 thread",
         "command": display_command(sys.argv, args.work),
         "words_per_second": speeds,
@@ -161,6 +165,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", choices=["crf", "softmax"], default="crf")
+    parser.add_argument("--tagging", choices=["iob", "iobes"], default="iob")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bioner_head_speed"))
     parser.add_argument("--name", default="head_speed")
     main(parser.parse_args())
