@@ -86,6 +86,18 @@ def test_empty_and_whitespace_docs(trained):
         assert len(doc.spans["bioner_tagger"]) == len(doc.ents) == 0
 
 
+def test_entities_never_cross_a_marked_sentence_start(trained):
+    """As in spaCy's `ner`: an entity may not go on across a sentence start the doc
+    marks; without the mark the same words give the two-token entity."""
+    nlp, _ = trained
+    words = ["Aspirin", "induced", "Reye", "syndrome", "."]
+    unmarked = nlp(Doc(nlp.vocab, words=words))
+    assert ("Reye syndrome", "Disease") in [(e.text, e.label_) for e in unmarked.ents]
+    marked = nlp(Doc(nlp.vocab, words=words, sent_starts=[True, False, False, True, False]))
+    assert not [e for e in marked.ents if e.start < 3 < e.end]
+    assert [(e.text, e.label_) for e in marked.ents if e.start == 0] == [("Aspirin", "Chemical")]
+
+
 def test_entry_points_work_in_a_fresh_process(trained, tmp_path):
     nlp, _ = trained
     nlp.to_disk(tmp_path / "pipeline")

@@ -295,10 +295,7 @@ class BioTagger(EntityPipe):
             return [numpy.zeros((0,), dtype="i") for _ in docs], [numpy.zeros((0,), dtype="f") for _ in docs]
         ops = self.model.ops
         scores = ops.to_numpy(ops.flatten(self.model.predict(docs)))
-        # Rule out entity tags on whitespace tokens (as spaCy's `ner` does), so an
-        # entity never starts, ends or consists of whitespace.
-        spaces = numpy.concatenate([doc.to_array("IS_SPACE") for doc in docs]).astype(bool)
-        scores[spaces, 1:] += FORBIDDEN
+        self._rule_out_by_token(docs, scores)
         nonempty = lengths[lengths > 0]
         emissions = pad_flat(numpy, scores, nonempty)
         forbidden, forbidden_start, forbidden_end = bio_constraints(self.tags)
@@ -321,6 +318,20 @@ class BioTagger(EntityPipe):
             out_paths.append(paths[row, :length])
             out_confidences.append(confidences[row, :length])
         return out_paths, out_confidences
+
+    def _rule_out_by_token(self, docs: List[Doc], scores: numpy.ndarray) -> None:
+        """Forbid, in place, the tags that spaCy's `ner` rules out token by token: any
+        entity tag on whitespace, so an entity never starts, ends or consists of it, and
+        an entity going on (I- or E-) across a sentence start that the doc marks (set by
+        a parser, a senter or the corpus reader), so an entity never spans two sentences."""
+        token_attrs = numpy.concatenate([doc.to_array(["IS_SPACE", "SENT_START"]) for doc in docs if len(doc)])
+        scores[token_attrs[:, 0].astype(bool), 1:] += FORBIDDEN
+        # A doc's first token is a sentence start too, ruled out by the start constraint
+        # at decoding; marked here it would change the softmax probabilities it reports.
+        doc_starts = numpy.cumsum([0] + [len(doc) for doc in docs if len(doc)])[:-1]
+        sent_starts = numpy.setdiff1d(numpy.flatnonzero(token_attrs[:, 1] == 1), doc_starts)
+        continues = numpy.flatnonzero([split_tag(tag)[0] in ("I", "E") for tag in self.tags])
+        scores[sent_starts[:, None], continues[None, :]] += FORBIDDEN
 
     @staticmethod
     def _entity_marginals(emissions, lengths, paths, transitions, start, end) -> numpy.ndarray:
